@@ -1,0 +1,25 @@
+"""tickwire: reliable, fast, normalized crypto exchange WebSocket market data.
+
+    async with tickwire.stream("bybit.linear:orderbook.50:BTCUSDT") as feed:
+        async for event in feed:
+            ...
+"""
+
+from tickwire.book import Book
+from tickwire.model import (
+    Balance, BookUpdate, Candle, ConnCount, Connected, DexCandle, DexPrice, DexSignal, DexTrade,
+    Disconnected, Event, Fill, Funding, Gap, IndexPrice, Liquidation, MarkPrice, Notice, OpenInterest,
+    Order, Overflow, Position, Resynced, Ticker, Trade, VenueError, to_dict, to_json,
+)
+from tickwire.net import Feed, FeedError, FeedOptions, stream
+from tickwire.subscription import SpecError, Subscription, parse
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Balance", "Book", "BookUpdate", "Candle", "ConnCount", "Connected", "DexCandle", "DexPrice",
+    "DexSignal", "DexTrade", "Disconnected", "Event", "Feed", "FeedError", "FeedOptions", "Fill",
+    "Funding", "Gap", "IndexPrice", "Liquidation", "MarkPrice", "Notice", "OpenInterest", "Order",
+    "Overflow", "Position", "Resynced", "SpecError", "Subscription", "Ticker", "Trade", "VenueError",
+    "parse", "stream", "to_dict", "to_json",
+]

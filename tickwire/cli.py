@@ -1,0 +1,190 @@
+"""``tickwire`` command line: tail | sim | decode (and record | query | replay | demo as they land)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import Any, Optional
+
+import typer
+
+from tickwire.model import to_json
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Reliable, normalized crypto exchange market data (OKX, OKX DEX, Bybit, BG Exchange).")
+
+
+def run_async(coro: Any) -> Any:
+    """Run on uvloop where available (faster sockets and timers)."""
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:  # pragma: no cover - non-Linux
+        return asyncio.run(coro)
+
+
+def _kv(items: list[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for it in items:
+        k, sep, v = it.partition("=")
+        if not sep or not k or not v:
+            raise typer.BadParameter(f"{what} must look like NAME=VALUE, got {it!r}")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _sim_options(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``bybit.book_interval_ms=5`` -> {"bybit": {"book_interval_ms": 5}} (JSON values accepted)."""
+    out: dict[str, dict[str, Any]] = {}
+    for k, v in _kv(items, "--option").items():
+        venue, dot, name = k.partition(".")
+        if not dot:
+            raise typer.BadParameter(f"--option must look like VENUE.NAME=VALUE, got {k}={v}")
+        try:
+            val: Any = json.loads(v)
+        except ValueError:
+            val = v
+        out.setdefault(venue, {})[name] = val
+    return out
+
+
+def _timers(items: list[str]) -> dict[str, dict[str, float]]:
+    """``bybit.ping_interval_s=5`` -> {"bybit": {"ping_interval_s": 5.0}}."""
+    out: dict[str, dict[str, float]] = {}
+    for k, v in _kv(items, "--timer").items():
+        venue, dot, name = k.partition(".")
+        if not dot:
+            raise typer.BadParameter(f"--timer must look like VENUE.NAME=SECONDS, got {k}={v}")
+        out.setdefault(venue, {})[name] = float(v)
+    return out
+
+
+@app.command()
+def tail(
+    specs: list[str] = typer.Argument(..., help="VENUE[.MARKET]:CHANNEL:SYMBOL, e.g. bybit.linear:orderbook.50:BTCUSDT"),
+    sim: bool = typer.Option(False, "--sim", help="Start a local simulator of the venues and read from it."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Exit after printing this many events."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Exit after this many seconds."),
+    endpoint: list[str] = typer.Option([], "--endpoint", help="VENUE=BASE_URL, e.g. bybit=ws://127.0.0.1:8765"),
+    network: str = typer.Option("mainnet", "--network", help="mainnet, testnet or demo"),
+    proxy: Optional[str] = typer.Option(None, "--proxy", help="HTTP or SOCKS proxy URL"),
+    status: bool = typer.Option(True, "--status/--no-status", help="Also print Connected/Gap/... events."),
+    fault: list[str] = typer.Option([], "--fault", help="With --sim: inject faults, e.g. drop-every=5s"),
+    timer: list[str] = typer.Option([], "--timer", help="VENUE.TIMER=SECONDS, e.g. bybit.ping_interval_s=5"),
+    seed: int = typer.Option(0, "--seed", help="With --sim: market seed"),
+) -> None:
+    """Print normalized events as JSON lines."""
+    from tickwire.net.feed import FeedError, stream
+    from tickwire.subscription import SpecError
+
+    async def main() -> int:
+        sim_opts: Any = {"faults": list(fault), "seed": seed} if sim else False
+        printed = 0
+        out = sys.stdout.buffer
+        deadline = time.monotonic() + duration if duration else None
+        try:
+            async with stream(*specs, sim=sim_opts, endpoints=_kv(endpoint, "--endpoint"), network=network,
+                              proxy=proxy, timers=_timers(timer)) as feed:
+                it = feed.__aiter__()
+                while True:
+                    if deadline is not None:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        try:
+                            ev = await asyncio.wait_for(it.__anext__(), left)
+                        except asyncio.TimeoutError:
+                            break
+                    else:
+                        ev = await it.__anext__()
+                    if not status and ev.is_status:
+                        continue
+                    out.write(to_json(ev) + b"\n")
+                    printed += 1
+                    if feed.pending() == 0:
+                        out.flush()
+                    if limit is not None and printed >= limit:
+                        break
+        except SpecError as e:
+            typer.echo(f"error: {e}", err=True)
+            return 2
+        except FeedError as e:
+            out.flush()
+            typer.echo(f"error: {e}", err=True)
+            return 3
+        except StopAsyncIteration:
+            pass
+        out.flush()
+        return 0
+
+    try:
+        code = run_async(main())
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        code = 0
+    raise typer.Exit(code)
+
+
+@app.command("sim")
+def sim_cmd(
+    venues: str = typer.Option("bybit", "--venues", help="Comma-separated venues to simulate."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(0, "--port", help="0 = a free port per venue; N = venue i on N+i."),
+    seed: int = typer.Option(0, "--seed", help="Deterministic market for a given seed."),
+    fault: list[str] = typer.Option([], "--fault", help="e.g. drop-every=5s, stall-for=10s, skip-u-every=100"),
+    option: list[str] = typer.Option([], "--option", help="VENUE.NAME=VALUE simulator option, e.g. bybit.speed=10"),
+) -> None:
+    """Run a local server that speaks the venues' protocols; prints its endpoints as one JSON line."""
+    from tickwire.sim import Simulator
+
+    async def main() -> None:
+        sim = Simulator(venues=[v.strip() for v in venues.split(",") if v.strip()], host=host, port=port,
+                        seed=seed, faults=list(fault), options=_sim_options(option))
+        await sim.start()
+        sys.stdout.write(sim.ready_line() + "\n")
+        sys.stdout.flush()
+        try:
+            await sim.serve_forever()
+        finally:
+            await sim.stop()
+
+    try:
+        run_async(main())
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def decode(
+    source: Optional[str] = typer.Argument(None, help="File of frames, one per line (default: stdin)."),
+    venue: str = typer.Option(..., "--venue", help="VENUE[.MARKET] the frames came from, e.g. bybit.linear"),
+) -> None:
+    """Decode raw frames (one per line) into normalized events as JSON lines."""
+    from tickwire.decode import decode_lines
+
+    out = sys.stdout.buffer
+    f = open(source, "rb") if source else sys.stdin.buffer
+    try:
+        for ev in decode_lines(venue, f):
+            out.write(to_json(ev) + b"\n")
+    except KeyError:
+        typer.echo(f"error: unknown venue {venue!r}", err=True)
+        raise typer.Exit(2)
+    except BrokenPipeError:
+        pass
+    finally:
+        if source:
+            f.close()
+    out.flush()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,305 @@
+"""Normalized events: what every venue dialect produces and every sink consumes.
+
+All events are ``msgspec`` Structs (cheap to build, fast to encode). Prices and sizes
+are kept as the venue's own decimal strings, so what a user reads back is exactly what
+the venue sent (``decimal.Decimal(event.price)`` is exact; ``float()`` when speed
+matters more). Every event carries two clocks:
+
+* ``exch_ns`` – the venue's event/generation time in ns since the epoch (0 if the
+  venue sent none),
+* ``recv_ns`` – local receipt time of the frame in ns since the epoch.
+
+``venue``/``market``/``symbol`` keep their venue meaning (``BTC-USDT``, ``BTCUSDT``,
+``BTC_USDT``); ``stream`` is the subscription spec the event belongs to, so events of
+the same stream can be grouped without knowing the venue's naming rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Union
+
+import msgspec
+
+Level = tuple[str, str]
+"""One book level: (price, size), both exact venue strings. Size "0" deletes."""
+
+
+class Event(msgspec.Struct, kw_only=True, tag_field="type", gc=False):
+    """Base of every event. ``stream`` is the subscription spec (e.g. ``bybit.linear:orderbook.50:BTCUSDT``)."""
+
+    venue: str
+    market: str = ""
+    symbol: str = ""
+    stream: str = ""
+    exch_ns: int = 0
+    recv_ns: int = 0
+
+    is_status: ClassVar[bool] = False
+
+
+# --------------------------------------------------------------------------- market data
+
+
+class Trade(Event, tag=True):
+    price: str
+    size: str
+    side: str  # "buy" / "sell": the taker's side
+    trade_id: str = ""
+    seq: int = 0
+
+
+class BookUpdate(Event, tag=True):
+    """A snapshot or a delta, as received, plus the book maintained from the stream.
+
+    ``bids``/``asks`` are the levels this message changed (size "0" = delete).
+    ``book`` is the live :class:`tickwire.book.Book` after applying this update; it
+    keeps changing as later updates arrive, so copy what you need (``book.top(10)``).
+    """
+
+    bids: list = []
+    asks: list = []
+    snapshot: bool = False
+    seq: int = 0
+    prev_seq: int = 0
+    book: Any = None
+
+
+class Ticker(Event, tag=True):
+    last: str | None = None
+    bid: str | None = None
+    bid_size: str | None = None
+    ask: str | None = None
+    ask_size: str | None = None
+    open_24h: str | None = None
+    high_24h: str | None = None
+    low_24h: str | None = None
+    volume_24h: str | None = None
+    turnover_24h: str | None = None
+    mark_price: str | None = None
+    index_price: str | None = None
+    open_interest: str | None = None
+    funding_rate: str | None = None
+    next_funding_ns: int | None = None
+    raw: dict | None = None  # the full merged venue ticker (venue field names)
+
+
+class Candle(Event, tag=True):
+    interval: str
+    start_ns: int
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+    turnover: str | None = None
+    closed: bool = False
+
+
+class Funding(Event, tag=True):
+    rate: str
+    next_rate: str | None = None
+    funding_time_ns: int | None = None
+    next_funding_ns: int | None = None
+
+
+class MarkPrice(Event, tag=True):
+    price: str
+
+
+class IndexPrice(Event, tag=True):
+    price: str
+
+
+class OpenInterest(Event, tag=True):
+    open_interest: str
+    open_interest_ccy: str | None = None
+    open_interest_usd: str | None = None
+
+
+class Liquidation(Event, tag=True):
+    side: str  # side of the liquidated position: "buy" = a long was liquidated
+    price: str
+    size: str
+
+
+# --------------------------------------------------------------------------- DEX (on-chain)
+
+
+class DexPrice(Event, tag=True):
+    chain: str
+    token: str
+    price: str
+
+
+class DexCandle(Event, tag=True):
+    chain: str
+    token: str
+    interval: str
+    start_ns: int
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+    volume_usd: str | None = None
+    closed: bool = False
+
+
+class DexTrade(Event, tag=True):
+    chain: str
+    token: str
+    price: str | None = None
+    size: str | None = None
+    side: str = ""
+    volume_usd: str | None = None
+    tx_hash: str = ""
+    raw: dict | None = None
+
+
+class DexSignal(Event, tag=True):
+    """Signal/tracker channels: typed envelope around the venue's payload."""
+
+    channel: str
+    data: Any = None
+
+
+# --------------------------------------------------------------------------- private
+
+
+class Order(Event, tag=True):
+    order_id: str
+    client_order_id: str = ""
+    side: str = ""
+    order_type: str = ""
+    status: str = ""
+    price: str | None = None
+    size: str | None = None
+    filled_size: str | None = None
+    avg_price: str | None = None
+    raw: dict | None = None
+
+
+class Fill(Event, tag=True):
+    order_id: str
+    trade_id: str
+    side: str
+    price: str
+    size: str
+    fee: str | None = None
+    fee_ccy: str | None = None
+    liquidity: str = ""  # "maker" / "taker"
+
+
+class Balance(Event, tag=True):
+    currency: str
+    total: str | None = None
+    available: str | None = None
+    frozen: str | None = None
+
+
+class Position(Event, tag=True):
+    side: str
+    size: str
+    avg_price: str | None = None
+    unrealized_pnl: str | None = None
+    raw: dict | None = None
+
+
+# --------------------------------------------------------------------------- status
+
+
+class Status(Event):
+    """Base for connection/integrity events; ``conn`` names the connection."""
+
+    conn: str = ""
+    is_status: ClassVar[bool] = True
+
+
+class Connected(Status, tag=True):
+    url: str = ""
+
+
+class Disconnected(Status, tag=True):
+    reason: str = ""
+    code: int | None = None
+    reconnect_in_s: float | None = None
+
+
+class Gap(Status, tag=True):
+    """Integrity lost on one stream: its book (if any) is invalid until Resynced."""
+
+    reason: str = ""
+    expected: int | None = None
+    received: int | None = None
+
+
+class Resynced(Status, tag=True):
+    """The stream is whole again (a fresh snapshot arrived after a Gap)."""
+
+    seq: int = 0
+
+
+class Notice(Status, tag=True):
+    code: str = ""
+    msg: str = ""
+
+
+class ConnCount(Status, tag=True):
+    """The venue's report of how many connections serve a channel (OKX channel-conn-count)."""
+
+    channel: str = ""
+    count: int = 0
+
+
+class VenueError(Status, tag=True):
+    """The venue refused a request, or sent something we could not use.
+
+    ``request`` is what we sent (secrets redacted); ``code``/``msg`` are the venue's own.
+    ``fatal`` means the stream named in ``stream`` was ended and will not be retried.
+    """
+
+    code: str = ""
+    msg: str = ""
+    request: str = ""
+    fatal: bool = False
+
+
+class Overflow(Status, tag=True):
+    """The consumer fell behind the bounded buffer; ``dropped`` events were discarded.
+
+    Books are still maintained correctly (the book lives in the reader, not in the
+    queue), so ``BookUpdate.book`` of the next event is exact.
+    """
+
+    dropped: int = 0
+
+
+AnyEvent = Union[
+    Trade, BookUpdate, Ticker, Candle, Funding, MarkPrice, IndexPrice, OpenInterest, Liquidation,
+    DexPrice, DexCandle, DexTrade, DexSignal, Order, Fill, Balance, Position,
+    Connected, Disconnected, Gap, Resynced, Notice, ConnCount, VenueError, Overflow,
+]
+
+EVENT_TYPES: dict[str, type[Event]] = {t.__name__: t for t in AnyEvent.__args__}  # type: ignore[attr-defined]
+
+
+def _enc_hook(obj: Any) -> Any:
+    # BookUpdate.book is a live object; encode its top levels (what a JSON reader wants).
+    top = getattr(obj, "top", None)
+    if top is not None:
+        bids, asks = top(5)
+        return {"bids": bids, "asks": asks, "valid": obj.valid}
+    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
+
+
+def to_json(event: Event) -> bytes:
+    """One event as a JSON object (``type`` names the event class)."""
+    return _encoder.encode(event)
+
+
+def to_dict(event: Event) -> dict[str, Any]:
+    """One event as a plain dict (JSON-compatible)."""
+    return msgspec.json.decode(_encoder.encode(event))

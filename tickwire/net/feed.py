@@ -1,0 +1,294 @@
+"""The Feed: many subscriptions, many connections, one push-based event stream.
+
+``async for event in feed`` yields every event in arrival order. Events are pushed by
+the socket readers into a bounded buffer; iteration never polls and nothing is lost
+between iterations.
+
+Slow-consumer policy (documented in the README): the reader never waits for the
+consumer, so heartbeats keep flowing and no venue drops us for being slow. When more
+than ``max_buffer`` events are waiting, new *market data* events are dropped and
+counted in one :class:`~tickwire.model.Overflow` event placed in the buffer; status
+events (Gap, Disconnected, VenueError, ...) are always kept. Books stay exact through
+an overflow, because they are maintained by the reader, not by the consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ssl
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable, Iterable
+from urllib.parse import urlsplit
+
+from tickwire.book import Book
+from tickwire.model import Event, Overflow, VenueError
+from tickwire.net.connection import ManagedConnection, default_ssl_context
+from tickwire.net.ratelimit import MultiWindow
+from tickwire.subscription import Subscription, parse_many
+from tickwire.venues import get_venue
+from tickwire.venues.base import SessionOptions, Venue
+
+
+class FeedError(RuntimeError):
+    """The feed cannot go on (e.g. every connection was refused login for good)."""
+
+
+@dataclass
+class FeedOptions:
+    endpoints: dict[str, str] = field(default_factory=dict)  # venue -> base URL override
+    network: str = "mainnet"                                  # mainnet / testnet / demo
+    proxy: str | None = None                                  # http://, socks5:// ...
+    verify_tls: bool = True
+    headers: dict[str, str] = field(default_factory=dict)
+    handshake_timeout_s: float = 10.0
+    max_frame_size: int = 32 * 1024 * 1024
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 30.0
+    stable_after_s: float = 30.0     # a connection that lived this long resets the backoff
+    tick_s: float = 0.1              # timer resolution for heartbeats and pacing
+    max_buffer: int = 200_000        # events waiting for the consumer before dropping
+    timers: dict[str, dict[str, float]] = field(default_factory=dict)  # venue -> Timers overrides
+    credentials: dict[str, Any] = field(default_factory=dict)          # venue -> credentials
+    venue_options: dict[str, dict] = field(default_factory=dict)       # venue -> dialect extras
+
+
+class Feed:
+    """A running set of subscriptions. Create with :func:`tickwire.stream`."""
+
+    def __init__(self, specs: Iterable[str | Subscription], options: FeedOptions | None = None) -> None:
+        self.options = options or FeedOptions()
+        self.subscriptions: list[Subscription] = parse_many(list(specs))
+        self.network = self.options.network
+        self.connections: list[ManagedConnection] = []
+        self.raw_hook: Callable[[str, int, bytes, bool], None] | None = None
+        self._buf: deque[Event] = deque()
+        self._waiter: asyncio.Future | None = None
+        self._overflow: Overflow | None = None
+        self._closed = False
+        self._error: BaseException | None = None
+        self._limiters: dict[tuple[str, str], MultiWindow] = {}
+        self._ticker: asyncio.Task | None = None
+        self._conn_seq = 0
+        self._ssl: ssl.SSLContext | None = None
+        self.max_buffer = self.options.max_buffer
+
+    # -- configuration used by connections ----------------------------------------------
+    def endpoint_base(self, venue: str) -> str | None:
+        return self.options.endpoints.get(venue)
+
+    def session_options(self, venue: Venue) -> SessionOptions:
+        timers = venue.timers()
+        over = self.options.timers.get(venue.name)
+        if over:
+            timers = dataclasses.replace(timers, **over)
+        return SessionOptions(timers=timers, credentials=self.options.credentials.get(venue.name),
+                              extra=self.options.venue_options.get(venue.name, {}))
+
+    def ssl_context(self, url: str) -> ssl.SSLContext | None:
+        if not url.startswith("wss:"):
+            return None
+        if self._ssl is None:
+            ctx = default_ssl_context()
+            if not self.options.verify_tls:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            self._ssl = ctx
+        return self._ssl
+
+    def connect_limiter(self, venue: Venue, url: str) -> MultiWindow:
+        key = (venue.name, urlsplit(url).netloc)
+        lim = self._limiters.get(key)
+        if lim is None:
+            lim = self._limiters[key] = MultiWindow(venue.limits.connect_rates)
+        return lim
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> "Feed":
+        by_endpoint: dict[tuple[str, str], list[Subscription]] = {}
+        for s in self.subscriptions:
+            by_endpoint.setdefault((s.venue, s.endpoint), []).append(s)
+        for (vname, endpoint), subs in by_endpoint.items():
+            venue = get_venue(vname)
+            for group in venue.plan(subs):
+                self._add_connection(venue, endpoint, group)
+        self._ticker = asyncio.get_running_loop().create_task(self._tick_loop(), name="tickwire:timers")
+        return self
+
+    def _add_connection(self, venue: Venue, endpoint: str, subs: list[Subscription]) -> ManagedConnection:
+        self._conn_seq += 1
+        conn = ManagedConnection(self, venue, endpoint, subs, f"{venue.name}/{endpoint}#{self._conn_seq}")
+        self.connections.append(conn)
+        conn.start()
+        return conn
+
+    async def _tick_loop(self) -> None:
+        tick = self.options.tick_s
+        while True:
+            await asyncio.sleep(tick)
+            now = time.time_ns()
+            for c in self.connections:
+                c.tick(now)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+        await asyncio.gather(*(c.stop() for c in self.connections), return_exceptions=True)
+        self._wake()
+
+    async def __aenter__(self) -> "Feed":
+        return await self.start()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    # -- dynamic subscriptions ------------------------------------------------------------
+    async def subscribe(self, *specs: str) -> list[Subscription]:
+        """Add streams to a running feed (on existing connections where limits allow)."""
+        new = [s for s in parse_many(list(specs)) if s.spec not in {x.spec for x in self.subscriptions}]
+        self.subscriptions.extend(new)
+        by_endpoint: dict[tuple[str, str], list[Subscription]] = {}
+        for s in new:
+            by_endpoint.setdefault((s.venue, s.endpoint), []).append(s)
+        for (vname, endpoint), subs in by_endpoint.items():
+            venue = get_venue(vname)
+            existing = [c for c in self.connections if c.venue is venue and c.endpoint == endpoint
+                        and c.fatal is None]
+            if existing:
+                conn = existing[-1]
+                merged = venue.plan(list(conn.subs.values()) + subs)
+                if len(merged) == 1:
+                    conn.add(subs)
+                    continue
+            for group in venue.plan(subs):
+                self._add_connection(venue, endpoint, group)
+        return new
+
+    async def unsubscribe(self, *specs: str) -> None:
+        gone = {s.spec for s in parse_many(list(specs))}
+        self.subscriptions = [s for s in self.subscriptions if s.spec not in gone]
+        for c in self.connections:
+            subs = [s for s in c.subs.values() if s.spec in gone]
+            if subs:
+                c.remove(subs)
+
+    # -- the event stream -------------------------------------------------------------------
+    def push(self, events: list[Event]) -> None:
+        """Called by connection readers: append events, never block."""
+        buf = self._buf
+        if len(buf) + len(events) <= self.max_buffer:
+            buf.extend(events)
+        else:
+            self._push_overflowing(events)
+        w = self._waiter
+        if w is not None:
+            self._waiter = None
+            if not w.done():
+                w.set_result(None)
+
+    def _push_overflowing(self, events: list[Event]) -> None:
+        buf = self._buf
+        ov = self._overflow
+        for ev in events:
+            if ev.is_status:
+                buf.append(ev)
+            elif len(buf) < self.max_buffer:
+                buf.append(ev)
+            else:
+                if ov is None:
+                    ov = self._overflow = Overflow(venue=ev.venue, recv_ns=ev.recv_ns, dropped=0)
+                    buf.append(ov)
+                ov.dropped += 1
+
+    def connection_failed(self, conn: ManagedConnection) -> None:
+        """A connection stopped for good (fatal venue error). If all did, end the feed."""
+        if all(c.fatal is not None for c in self.connections):
+            err = conn.fatal
+            self._error = FeedError(f"{err.venue}: {err.msg} (code {err.code})" if err else "all connections failed")
+            self._wake()
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        buf = self._buf
+        while not buf:
+            if self._error is not None:
+                raise self._error
+            if self._closed:
+                raise StopAsyncIteration
+            self._waiter = w = asyncio.get_running_loop().create_future()
+            await w
+        ev = buf.popleft()
+        if ev is self._overflow:
+            self._overflow = None
+        return ev
+
+    def pending(self) -> int:
+        """Events buffered and not yet consumed."""
+        return len(self._buf)
+
+    # -- inspection -------------------------------------------------------------------------
+    def books(self) -> dict[str, Book]:
+        """Every maintained book, by stream spec."""
+        out: dict[str, Book] = {}
+        for c in self.connections:
+            s = c.session
+            if s is not None:
+                for st in s.streams.values():
+                    if st.book is not None:
+                        out[st.sub.spec] = st.book
+        return out
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Per connection: url, streams, reconnects, heartbeat round-trip time."""
+        return [{"conn": c.name, "url": c.url, "streams": len(c.subs), "reconnects": c.reconnects,
+                 "rtt_ms": c.rtt_ms, "connected": c.transport is not None and not c.transport.is_disconnected(),
+                 "fatal": c.fatal.msg if c.fatal else None} for c in self.connections]
+
+
+class stream:
+    """``async with tickwire.stream(*specs, **options) as feed: async for event in feed: ...``
+
+    ``sim=True`` starts a local simulator of the venues involved and points the feed at it.
+    Other keyword arguments are :class:`FeedOptions` fields (e.g. ``endpoints={"bybit":
+    "ws://127.0.0.1:8765"}``, ``timers={"bybit": {"ping_interval_s": 5}}``).
+    """
+
+    def __init__(self, *specs: str, sim: bool | dict = False, **options: Any) -> None:
+        self.specs = specs
+        self.sim_opts = sim
+        self.options = FeedOptions(**options)
+        self.simulator: Any = None
+        self.feed: Feed | None = None
+
+    async def __aenter__(self) -> Feed:
+        feed = Feed(self.specs, self.options)
+        if self.sim_opts:
+            from tickwire.sim import Simulator
+
+            kw = self.sim_opts if isinstance(self.sim_opts, dict) else {}
+            venues = sorted({s.venue for s in feed.subscriptions})
+            self.simulator = Simulator(venues=venues, **kw)
+            await self.simulator.start()
+            for v, url in self.simulator.endpoints.items():
+                feed.options.endpoints.setdefault(v, url)
+        self.feed = feed
+        await feed.start()
+        return feed
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self.feed is not None:
+            await self.feed.close()
+        if self.simulator is not None:
+            await self.simulator.stop()

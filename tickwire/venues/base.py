@@ -1,0 +1,252 @@
+"""Sans-I/O dialect base: what every venue module implements, and what the engine calls.
+
+A :class:`Venue` is venue-wide knowledge (endpoints, spec validation, limits, how to
+spread subscriptions over connections). A :class:`Session` is the protocol state of one
+connection: it takes received frames and the clock, returns events, and queues frames to
+send in :attr:`Session.outbox`. Sessions never touch sockets or the event loop, so the
+same code decodes live frames, recorded files and replayed archives.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from tickwire.book import Book
+from tickwire.model import BookUpdate, Event, Gap, Resynced, VenueError
+from tickwire.subscription import SpecError, Subscription
+
+# Outbox entry kinds. The engine sends CONTROL frames (heartbeats) at once, ahead of any
+# queued REQUEST (subscribe/unsubscribe/login), and paces REQUESTs under the venue's limits.
+CONTROL = 0
+REQUEST = 1
+
+
+@dataclass
+class Limits:
+    """Venue rules the engine enforces on our side (defaults: the venue's documented ones)."""
+
+    connect_rates: tuple[tuple[int, float], ...] = ((500, 300.0),)  # new connections per window, per host
+    max_msgs_per_s: float | None = None  # all outbound frames per connection (BGE: 50)
+    max_requests: int | None = None    # subscribe/unsubscribe/login requests per ...
+    requests_window_s: float = 3600.0  # ... window per connection (OKX: 480/h)
+
+
+@dataclass
+class Timers:
+    """Heartbeat and liveness timers, all overridable so tests can compress time."""
+
+    ping_interval_s: float = 20.0      # send the venue's ping this often (or after this much idle)
+    ping_when_idle: bool = False       # True: ping only after ping_interval_s without a frame (OKX)
+    pong_timeout_s: float = 10.0       # no pong (or any frame) this long after a ping: dead
+    stale_s: float | None = None       # no frame at all for this long: dead (None: derived)
+    login_timeout_s: float = 10.0
+    subscribe_timeout_s: float = 10.0  # an unanswered subscribe is reported (not fatal)
+    resync_min_interval_s: float = 1.0  # at most one resync per topic this often (doubles up to 30 s)
+    notice_lead_s: float = 30.0        # OKX-style upgrade notices: how long until the close
+
+
+@dataclass
+class SessionOptions:
+    timers: Timers = field(default_factory=Timers)
+    credentials: Any = None            # venue-specific credentials object (never logged)
+    extra: dict = field(default_factory=dict)
+
+
+class Venue:
+    """Venue-wide, connection-independent knowledge. Subclasses fill in the details."""
+
+    name: str = ""
+    markets: tuple[str, ...] = ()
+    default_market: str = ""
+    networks: dict[str, str] = {}   # network name -> base URL
+    limits: Limits = Limits()
+
+    def parse(self, market: str, channel: str, symbol: str, spec: str) -> Subscription:
+        raise NotImplementedError
+
+    def url(self, endpoint: str, base: str | None = None, network: str = "mainnet") -> str:
+        """Full URL of ``endpoint``; ``base`` (scheme://host[:port]) overrides the host."""
+        raise NotImplementedError
+
+    def timers(self) -> Timers:
+        return Timers()
+
+    def plan(self, subs: Sequence[Subscription]) -> list[list[Subscription]]:
+        """Group one endpoint's subscriptions into connections within the venue's limits."""
+        return [list(subs)] if subs else []
+
+    def new_session(self, endpoint: str, conn: str, options: SessionOptions) -> "Session":
+        raise NotImplementedError
+
+    def decode_endpoint(self, market: str) -> str:
+        """Which endpoint's dialect decodes recorded frames of ``market``."""
+        return market or self.default_market
+
+    def decoder(self, endpoint: str) -> "Session":
+        """A session for offline decoding (``tickwire decode``): every topic accepted."""
+        s = self.new_session(endpoint, "decode", SessionOptions())
+        s.accept_any = True
+        return s
+
+    # helpers for subclasses -----------------------------------------------------------
+    def bad(self, spec: str, why: str) -> SpecError:
+        return SpecError(f"bad subscription {spec!r} for {self.name}: {why}")
+
+
+class StreamState:
+    """Per-subscription state a session keeps: the book and its sequence chain."""
+
+    __slots__ = ("sub", "book", "last_seq", "synced", "gap_reported", "resync_due_ns",
+                 "resync_backoff_s", "resyncs", "last_rx_ns", "extra")
+
+    def __init__(self, sub: Subscription) -> None:
+        self.sub = sub
+        self.book: Book | None = Book(sub.venue, sub.symbol) if sub.kind == "book" else None
+        self.last_seq = 0
+        self.synced = False          # a snapshot has been applied since (re)subscribe
+        self.gap_reported = False
+        self.resync_due_ns = 0
+        self.resync_backoff_s = 0.0
+        self.resyncs = 0
+        self.last_rx_ns = 0
+        self.extra: Any = None       # venue-specific (e.g. merged ticker)
+
+
+class Session:
+    """Protocol state of one connection. Subclasses implement the venue dialect.
+
+    The engine calls :meth:`start` once connected, :meth:`on_frame` for each frame,
+    :meth:`on_timer` about every 100 ms–1 s, and :meth:`on_close` when the socket ends;
+    after each call it sends what :attr:`outbox` holds.
+    """
+
+    venue: Venue
+
+    def __init__(self, venue: Venue, endpoint: str, conn: str, options: SessionOptions) -> None:
+        self.venue = venue
+        self.endpoint = endpoint
+        self.conn = conn
+        self.options = options
+        self.timers = options.timers
+        self.outbox: list[tuple[int, Any, str]] = []  # (CONTROL|REQUEST, payload, description)
+        self.streams: dict[str, StreamState] = {}     # topic -> state
+        self.accept_any = False                        # decode mode: build state on first sight
+        self.last_rx_ns = 0
+        self.ping_sent_ns = 0
+        self.pong_pending = False
+        self.client_pings = True                       # False where the server pings us (BGE)
+        self.started_ns = 0
+        self.rtt_ns: int | None = None
+        self.dead_reason: str | None = None
+        self.fatal_error: VenueError | None = None   # e.g. login refused: do not reconnect
+        self.refused: set[str] = set()                 # topics the venue refused for good
+
+    # -- engine-facing API --------------------------------------------------------------
+    def start(self, now_ns: int) -> None:
+        """Queue the first frames (login or subscribe)."""
+
+    def add(self, subs: Iterable[Subscription]) -> None:
+        """Subscribe more streams on this connection."""
+
+    def remove(self, subs: Iterable[Subscription]) -> None:
+        """Unsubscribe streams on this connection."""
+
+    def on_frame(self, payload: bytes | memoryview, binary: bool, recv_ns: int) -> list[Event]:
+        raise NotImplementedError
+
+    def on_timer(self, now_ns: int) -> None:
+        """Heartbeats, liveness and due resyncs. Sets :attr:`dead_reason` when dead."""
+        self.check_heartbeat(now_ns)
+        self.run_due_resyncs(now_ns)
+
+    def on_close(self, recv_ns: int) -> list[Event]:
+        """The connection ended: every book on it loses continuity until resubscribed."""
+        out: list[Event] = []
+        for st in self.streams.values():
+            if st.book is not None and st.synced:
+                st.book.invalidate()
+                st.synced = False
+                out.append(self.gap(st, recv_ns, "connection closed; resubscribing"))
+        return out
+
+    # -- heartbeat helpers ----------------------------------------------------------------
+    def ping_payload(self) -> Any:
+        raise NotImplementedError
+
+    def check_heartbeat(self, now_ns: int) -> None:
+        t = self.timers
+        if self.pong_pending and now_ns - self.ping_sent_ns > t.pong_timeout_s * 1e9:
+            self.dead_reason = f"no pong within {t.pong_timeout_s:g}s of our ping"
+            return
+        if t.stale_s is not None and now_ns - max(self.last_rx_ns, self.started_ns) > t.stale_s * 1e9:
+            self.dead_reason = f"no frame for {t.stale_s:g}s"
+            return
+        if self.client_pings and not self.pong_pending:
+            ref = self.last_rx_ns if t.ping_when_idle else self.ping_sent_ns
+            if now_ns - max(ref, self.started_ns) >= t.ping_interval_s * 1e9:
+                self.ping_sent_ns = now_ns
+                self.pong_pending = True
+                self.outbox.append((CONTROL, self.ping_payload(), "ping"))
+
+    def pong_received(self, recv_ns: int) -> None:
+        if self.pong_pending:
+            self.rtt_ns = recv_ns - self.ping_sent_ns
+            self.pong_pending = False
+
+    # -- integrity helpers ------------------------------------------------------------------
+    def gap(self, st: StreamState, recv_ns: int, reason: str, expected: int | None = None,
+            received: int | None = None) -> Gap:
+        sub = st.sub
+        return Gap(venue=sub.venue, market=sub.market, symbol=sub.symbol, stream=sub.spec,
+                   recv_ns=recv_ns, conn=self.conn, reason=reason, expected=expected, received=received)
+
+    def resynced(self, st: StreamState, recv_ns: int) -> Resynced:
+        sub = st.sub
+        st.gap_reported = False
+        st.resync_backoff_s = 0.0
+        return Resynced(venue=sub.venue, market=sub.market, symbol=sub.symbol, stream=sub.spec,
+                        recv_ns=recv_ns, conn=self.conn, seq=st.last_seq)
+
+    def break_book(self, st: StreamState, recv_ns: int, reason: str, expected: int | None,
+                   received: int | None, out: list[Event]) -> None:
+        """Mark the book invalid, report the Gap once, and schedule a rate-limited resync."""
+        if st.book is not None:
+            st.book.invalidate()
+        st.synced = False
+        if not st.gap_reported:
+            st.gap_reported = True
+            out.append(self.gap(st, recv_ns, reason, expected, received))
+        if not st.resync_due_ns:
+            # Rate limit per topic: the first resync goes out at once, later ones back off
+            # (1 s, 2 s, 4 s ... 30 s) so a broken stream can never cause a request storm.
+            backoff = st.resync_backoff_s
+            st.resync_due_ns = recv_ns + int(backoff * 1e9)
+            st.resync_backoff_s = min(30.0, max(self.timers.resync_min_interval_s, backoff * 2))
+
+    def run_due_resyncs(self, now_ns: int) -> None:
+        due = [st for st in self.streams.values() if st.resync_due_ns and st.resync_due_ns <= now_ns]
+        if due:
+            for st in due:
+                st.resync_due_ns = 0
+                st.resyncs += 1
+            self.resync([st.sub for st in due])
+
+    def resync(self, subs: list[Subscription]) -> None:
+        """Re-request fresh snapshots for these topics only (venue-specific)."""
+        raise NotImplementedError
+
+    def book_event(self, st: StreamState, bids: list, asks: list, snapshot: bool, seq: int,
+                   prev_seq: int, exch_ns: int, recv_ns: int) -> BookUpdate:
+        sub = st.sub
+        return BookUpdate(venue=sub.venue, market=sub.market, symbol=sub.symbol, stream=sub.spec,
+                          exch_ns=exch_ns, recv_ns=recv_ns, bids=bids, asks=asks, snapshot=snapshot,
+                          seq=seq, prev_seq=prev_seq, book=st.book)
+
+    def error(self, code: Any, msg: str, request: str = "", stream: str = "", recv_ns: int = 0,
+              fatal: bool = False, sub: Subscription | None = None) -> VenueError:
+        return VenueError(venue=self.venue.name, market=sub.market if sub else "",
+                          symbol=sub.symbol if sub else "", stream=stream or (sub.spec if sub else ""),
+                          recv_ns=recv_ns or time.time_ns(), conn=self.conn, code=str(code), msg=msg,
+                          request=request, fatal=fatal)
