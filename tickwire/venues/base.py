@@ -99,7 +99,7 @@ class StreamState:
     """Per-subscription state a session keeps: the book and its sequence chain."""
 
     __slots__ = ("sub", "book", "last_seq", "synced", "gap_reported", "resync_due_ns",
-                 "resync_backoff_s", "resyncs", "last_rx_ns", "extra")
+                 "resync_backoff_s", "resyncs", "last_resync_ns", "last_rx_ns", "extra")
 
     def __init__(self, sub: Subscription) -> None:
         self.sub = sub
@@ -110,6 +110,7 @@ class StreamState:
         self.resync_due_ns = 0
         self.resync_backoff_s = 0.0
         self.resyncs = 0
+        self.last_resync_ns = 0
         self.last_rx_ns = 0
         self.extra: Any = None       # venue-specific (e.g. merged ticker)
 
@@ -205,7 +206,6 @@ class Session:
     def resynced(self, st: StreamState, recv_ns: int) -> Resynced:
         sub = st.sub
         st.gap_reported = False
-        st.resync_backoff_s = 0.0
         return Resynced(venue=sub.venue, market=sub.market, symbol=sub.symbol, stream=sub.spec,
                         recv_ns=recv_ns, conn=self.conn, seq=st.last_seq)
 
@@ -219,10 +219,13 @@ class Session:
             st.gap_reported = True
             out.append(self.gap(st, recv_ns, reason, expected, received))
         if not st.resync_due_ns:
-            # Rate limit per topic: the first resync goes out at once, later ones back off
-            # (1 s, 2 s, 4 s ... 30 s) so a broken stream can never cause a request storm.
+            # Rate limit per topic: the first resync goes out at once; if the stream keeps
+            # breaking, the next ones wait 1 s, 2 s, 4 s ... 30 s after the previous one, so
+            # a broken stream can never cause a request storm. A minute of health resets it.
+            if recv_ns - st.last_resync_ns > 60e9:
+                st.resync_backoff_s = 0.0
             backoff = st.resync_backoff_s
-            st.resync_due_ns = recv_ns + int(backoff * 1e9)
+            st.resync_due_ns = max(recv_ns, st.last_resync_ns + int(backoff * 1e9))
             st.resync_backoff_s = min(30.0, max(self.timers.resync_min_interval_s, backoff * 2))
 
     def run_due_resyncs(self, now_ns: int) -> None:
@@ -230,6 +233,7 @@ class Session:
         if due:
             for st in due:
                 st.resync_due_ns = 0
+                st.last_resync_ns = now_ns
                 st.resyncs += 1
             self.resync([st.sub for st in due])
 
