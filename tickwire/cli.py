@@ -182,6 +182,23 @@ def decode(
     out.flush()
 
 
+def _register_extensions() -> None:
+    """Commands that live with their feature (record/query/replay/demo in tickwire.sinks.cli)."""
+    import importlib
+
+    for mod in ("tickwire.sinks.cli",):
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+            continue
+        m.register(app)
+
+
+_register_extensions()
+
+
 def main() -> None:
     app()
 

@@ -84,7 +84,9 @@ class Feed:
         over = self.options.timers.get(venue.name)
         if over:
             timers = dataclasses.replace(timers, **over)
-        return SessionOptions(timers=timers, credentials=self.options.credentials.get(venue.name),
+        from tickwire.credentials import resolve
+
+        return SessionOptions(timers=timers, credentials=resolve(venue.name, self.options.credentials),
                               extra=self.options.venue_options.get(venue.name, {}))
 
     def ssl_context(self, url: str) -> ssl.SSLContext | None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 from tickwire.venues.base import Venue
 
 # venue name -> "module:Class"; modules are imported on first use.
 _REGISTRY: dict[str, str] = {
     "bybit": "tickwire.venues.bybit:Bybit",
+    "okx": "tickwire.venues.okx:OKX",
+    "okxdex": "tickwire.venues.okxdex:OKXDex",
+    "bge": "tickwire.venues.bge:BGE",
 }
 _INSTANCES: dict[str, Venue] = {}
 
@@ -18,7 +22,8 @@ def register(name: str, target: str) -> None:
 
 
 def venue_names() -> list[str]:
-    return sorted(_REGISTRY)
+    """Venues whose dialect module is present."""
+    return sorted(n for n, t in _REGISTRY.items() if importlib.util.find_spec(t.partition(":")[0]) is not None)
 
 
 def get_venue(name: str) -> Venue:

@@ -1,0 +1,61 @@
+"""API credentials: from the environment or a config file, never logged or printed.
+
+Environment: ``TICKWIRE_<VENUE>_API_KEY``, ``TICKWIRE_<VENUE>_SECRET`` and
+``TICKWIRE_<VENUE>_PASSPHRASE`` (VENUE upper-cased, e.g. ``OKX``, ``OKXDEX``, ``BGE``).
+Config file (``--credentials FILE`` / ``load_file``): TOML or JSON
+``{"okx": {"api_key": "...", "secret": "...", "passphrase": "..."}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Credentials:
+    api_key: str = field(repr=False)
+    secret: str = field(repr=False)
+    passphrase: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:  # never show secrets, not even the key
+        return f"Credentials(api_key={redact(self.api_key)}, secret=***, passphrase=***)"
+
+    __str__ = __repr__
+
+
+def redact(value: str) -> str:
+    """``abcd…wxyz``-style hint for keys (enough to tell two keys apart), ``***`` if short."""
+    return f"{value[:3]}…{value[-2:]}" if len(value) >= 12 else "***"
+
+
+def from_env(venue: str, environ: dict[str, str] | None = None) -> Credentials | None:
+    env = os.environ if environ is None else environ
+    prefix = f"TICKWIRE_{venue.upper()}_"
+    key, secret = env.get(prefix + "API_KEY"), env.get(prefix + "SECRET")
+    if not key or not secret:
+        return None
+    return Credentials(api_key=key, secret=secret, passphrase=env.get(prefix + "PASSPHRASE", ""))
+
+
+def load_file(path: str) -> dict[str, Credentials]:
+    """Credentials per venue from a TOML or JSON file."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if path.endswith(".toml"):
+        import tomllib
+
+        data = tomllib.loads(raw.decode())
+    else:
+        data = json.loads(raw)
+    return {venue: Credentials(api_key=v["api_key"], secret=v["secret"], passphrase=v.get("passphrase", ""))
+            for venue, v in data.items()}
+
+
+def resolve(venue: str, given: dict | None = None) -> Credentials | None:
+    """Explicit credentials first, then the environment."""
+    if given and venue in given and given[venue] is not None:
+        c = given[venue]
+        return c if isinstance(c, Credentials) else Credentials(**c)
+    return from_env(venue)
