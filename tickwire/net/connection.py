@@ -16,6 +16,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from picows import WSListener, WSMsgType, WSTransport, ws_connect
 
 from tickwire.model import Connected, Disconnected, Event, VenueError
@@ -36,15 +37,20 @@ _CLOSE = WSMsgType.CLOSE
 class _Listener(WSListener):
     """picows callbacks -> session; runs on the event loop, never blocks."""
 
-    __slots__ = ("conn", "session", "push", "raw", "close_code", "close_reason")
+    __slots__ = ("conn", "session", "push", "raw", "close_code", "close_reason", "closed", "transport")
 
     def __init__(self, conn: "ManagedConnection", session: Session) -> None:
         self.conn = conn
         self.session = session
-        self.push = conn.feed.push
+        self.push = conn.feed.push          # replaced by the failover merger while switching
         self.raw = conn.feed.raw_hook
         self.close_code: int | None = None
         self.close_reason = ""
+        self.closed = asyncio.Event()
+        self.transport: WSTransport | None = None
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
 
     def on_ws_frame(self, transport: WSTransport, frame: Any) -> None:
         recv_ns = time.time_ns()
@@ -62,7 +68,7 @@ class _Listener(WSListener):
             if events:
                 self.push(events)
             if session.outbox:
-                self.conn.flush()
+                self.conn.flush(self)
         elif mt is _CLOSE:
             self.close_code = int(frame.get_close_code())
             try:
@@ -76,7 +82,7 @@ class _Listener(WSListener):
             self.session.last_rx_ns = recv_ns
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
-        self.conn.disconnected.set()
+        self.closed.set()
 
 
 class ManagedConnection:
@@ -91,7 +97,8 @@ class ManagedConnection:
         self.session: Session | None = None
         self.transport: WSTransport | None = None
         self.listener: _Listener | None = None
-        self.disconnected = asyncio.Event()
+        self.failovers = 0
+        self._failover: asyncio.Task | None = None
         self.connected_once = False
         self.reconnects = 0
         self.stopping = False
@@ -110,6 +117,8 @@ class ManagedConnection:
 
     async def stop(self) -> None:
         self.stopping = True
+        if self._failover is not None:
+            self._failover.cancel()
         if self.transport is not None and not self.transport.is_disconnected():
             try:
                 self.transport.send_close()
@@ -131,31 +140,43 @@ class ManagedConnection:
     def _status(self, cls: type[Event], **kw: Any) -> Event:
         return cls(venue=self.venue.name, recv_ns=time.time_ns(), conn=self.name, **kw)
 
+    async def _open(self, session: Session) -> tuple[WSTransport, _Listener]:
+        feed = self.feed
+        opts = feed.options
+        base = feed.endpoint_base(self.venue.name)
+        self.url = self.venue.url(self.endpoint, base, feed.network)
+        port = feed.options.venue_options.get(self.venue.name, {}).get("port")
+        if port and hasattr(self.venue, "url_with_port"):
+            self.url = self.venue.url_with_port(self.url, port)
+        await feed.connect_limiter(self.venue, self.url).acquire()
+        transport, listener = await ws_connect(
+            lambda: _Listener(self, session), self.url,
+            ssl_context=feed.ssl_context(self.url), proxy=opts.proxy,
+            websocket_handshake_timeout=opts.handshake_timeout_s,
+            enable_auto_ping=False, max_frame_size=opts.max_frame_size,
+            extra_headers=opts.headers or None,
+        )
+        return transport, listener  # type: ignore[return-value]
+
+    def _new_session(self) -> Session:
+        if self.session is not None:  # streams the venue refused for good are not retried
+            for topic in self.session.refused:
+                self.subs.pop(topic, None)
+        session = self.venue.new_session(self.endpoint, self.name, self.feed.session_options(self.venue))
+        session.add(self.subs.values())
+        return session
+
     async def _run(self) -> None:
         feed = self.feed
         opts = feed.options
         attempt = 0
         while not self.stopping:
-            base = feed.endpoint_base(self.venue.name)
-            self.url = self.venue.url(self.endpoint, base, feed.network)
-            await feed.connect_limiter(self.venue, self.url).acquire()
-            if self.session is not None:  # streams the venue refused for good are not retried
-                for topic in self.session.refused:
-                    self.subs.pop(topic, None)
-            session = self.venue.new_session(self.endpoint, self.name, feed.session_options(self.venue))
-            session.add(self.subs.values())
+            session = self._new_session()
             self.session = session
-            self.disconnected.clear()
             self._queue.clear()
             started = time.monotonic()
             try:
-                transport, listener = await ws_connect(
-                    lambda: _Listener(self, session), self.url,
-                    ssl_context=feed.ssl_context(self.url), proxy=opts.proxy,
-                    websocket_handshake_timeout=opts.handshake_timeout_s,
-                    enable_auto_ping=False, max_frame_size=opts.max_frame_size,
-                    extra_headers=opts.headers or None,
-                )
+                transport, listener = await self._open(session)
             except asyncio.CancelledError:
                 raise
             except Exception as e:
@@ -165,36 +186,46 @@ class ManagedConnection:
                                         reconnect_in_s=round(delay, 3))])
                 await asyncio.sleep(delay)
                 continue
-            self.transport, self.listener = transport, listener  # type: ignore[assignment]
+            self.transport, self.listener = transport, listener
             if self.connected_once:
                 self.reconnects += 1
             self.connected_once = True
             feed.push([self._status(Connected, url=self.url)])
             session.start(time.time_ns())
             self.flush()
-            try:
-                await self.disconnected.wait()
-            finally:
-                if not transport.is_disconnected():
-                    transport.disconnect()
-            now = time.time_ns()
-            events = session.on_close(now)
+            while True:  # a failover may replace the listener while we wait
+                lst = self.listener
+                await lst.closed.wait()
+                if self._failover is not None:
+                    await asyncio.wait([self._failover])
+                if self.listener is lst or self.listener is None or self.listener.closed.is_set():
+                    break
             lst = self.listener
+            session = lst.session
+            if not lst.transport or not lst.transport.is_disconnected():
+                transport.disconnect()
+            events = session.on_close(time.time_ns())
             reason = session.dead_reason or (
-                f"closed by venue: {lst.close_code} {lst.close_reason}".strip() if lst and lst.close_code
+                f"closed by venue: {lst.close_code} {lst.close_reason}".strip() if lst.close_code
                 else "connection lost")
+            fatal_close = self.venue.close_is_fatal(lst.close_code)
+            if fatal_close and session.fatal_error is None:
+                session.fatal_error = session.error(lst.close_code, f"{self.venue.name} closed the connection: "
+                                                    f"{lst.close_code} {fatal_close}", fatal=True)
+                events.append(session.fatal_error)
             if session.fatal_error is not None:
                 self.fatal = session.fatal_error
                 events.append(self._status(Disconnected, reason=f"{reason}; not reconnecting: "
-                                           f"{session.fatal_error.msg}", code=lst.close_code if lst else None))
+                                           f"{session.fatal_error.msg}", code=lst.close_code))
                 feed.push(events)
+                self.transport = None
                 feed.connection_failed(self)
                 return
             if time.monotonic() - started > opts.stable_after_s:
                 attempt = 0
             delay = backoff_delay(attempt, opts.backoff_base_s, opts.backoff_cap_s, self._rand.random())
             attempt += 1
-            events.append(self._status(Disconnected, reason=reason, code=lst.close_code if lst else None,
+            events.append(self._status(Disconnected, reason=reason, code=lst.close_code,
                                        reconnect_in_s=None if self.stopping else round(delay, 3)))
             feed.push(events)
             self.transport = None
@@ -202,26 +233,111 @@ class ManagedConnection:
                 return
             await asyncio.sleep(delay)
 
+    # -- make-before-break failover ---------------------------------------------------------
+    async def _fail_over(self, notice_ns: int) -> None:
+        """Venue announced a close: replace the connection without gap or duplicate."""
+        from tickwire.net.failover import Merger
+
+        feed = self.feed
+        old_session, old_lst, old_t = self.session, self.listener, self.transport
+        assert old_session is not None and old_lst is not None and old_t is not None
+        lead = old_session.timers.notice_lead_s
+        new_session = self._new_session()
+        books = {st.sub.spec: st.last_seq for st in old_session.streams.values() if st.book is not None and st.synced}
+        merger = Merger(feed.push, books, {st.sub.spec for st in new_session.streams.values()})
+        old_lst.push = merger.from_old
+        try:
+            transport, listener = await self._open(new_session)
+        except Exception as e:
+            old_lst.push = feed.push
+            feed.push([self._status(Disconnected, reason=f"replacement connection failed: {_describe(e)}; "
+                                    "keeping the old one until the venue closes it")])
+            self._failover = None
+            return
+        listener.push = merger.from_new
+        feed.push([self._status(Connected, url=self.url)])
+        new_session.start(time.time_ns())
+        self.flush(listener)
+        # Wait for every stream to join, but not past the venue's close (notice lead time).
+        deadline = notice_ns / 1e9 + max(0.5, lead * 0.8)
+        while not merger.ready() and not old_lst.closed.is_set() and not listener.closed.is_set():
+            if time.time() >= deadline:
+                break
+            await asyncio.sleep(min(0.05, self.feed.options.tick_s))
+        new_books = {st.sub.spec: st.book for st in new_session.streams.values() if st.book is not None}
+        merger.finish(new_books)
+        old_lst.push = _drop            # nothing more from the old connection reaches the user
+        listener.push = feed.push
+        self.session, self.listener, self.transport = new_session, listener, transport
+        self._queue.clear()
+        if not old_t.is_disconnected():
+            try:
+                old_t.send_close()
+            except Exception:
+                pass
+            old_t.disconnect()
+        self.failovers += 1
+        self._failover = None
+
     # -- timers and sending ---------------------------------------------------------------
     def tick(self, now_ns: int) -> None:
         """Called by the feed's timer every tick: heartbeats, liveness, paced sends."""
-        s = self.session
-        t = self.transport
-        if s is None or t is None or t.is_disconnected():
+        lst = self.listener
+        if lst is None or lst.closed.is_set():
             return
+        s = lst.session
         s.on_timer(now_ns)
         if s.dead_reason:
             log.info("%s: %s; reconnecting", self.name, s.dead_reason)
-            t.disconnect(graceful=False)
+            if lst.transport is not None:
+                lst.transport.disconnect(graceful=False)
             return
+        notice = getattr(s, "upgrade_notice", None)
+        if notice is not None and self._failover is None and not self.stopping:
+            s.upgrade_notice = None  # type: ignore[attr-defined]
+            self._failover = asyncio.get_running_loop().create_task(self._fail_over(notice.recv_ns))
+        rest = getattr(s, "rest_requests", None)
+        if rest:
+            for st in rest:
+                asyncio.get_running_loop().create_task(self._rest_snapshot(lst, st))
+            rest.clear()
         if s.outbox or self._queue:
-            self.flush()
+            self.flush(lst)
 
-    def flush(self) -> None:
+    async def _rest_snapshot(self, lst: _Listener, st: Any) -> None:
+        """Fetch a book snapshot over REST for a venue that sent none on the socket."""
+        from tickwire.net.http import get_json
+
+        s = lst.session
+        base = self.venue.rest_base(self.feed.endpoint_base(self.venue.name), self.feed.network)  # type: ignore[attr-defined]
+        url = f"{base}/api/v5/market/books?instId={st.sub.symbol}&sz=400&source=0"
+        snap, err = None, ""
+        try:
+            body = await get_json(url, timeout_s=10.0)
+            data = (body.get("data") or [None])[0] if isinstance(body, dict) else None
+            if data is None:
+                err = f"code {body.get('code')} {body.get('msg')}" if isinstance(body, dict) else "bad body"
+            else:
+                snap = msgspec.convert(data, type=s.rest_snapshot_type)  # type: ignore[attr-defined]
+        except Exception as e:
+            err = _describe(e)
+        if lst.closed.is_set():
+            return
+        events = s.on_rest_snapshot(st, snap, time.time_ns(), err)  # type: ignore[attr-defined]
+        if events:
+            lst.push(events)
+
+    def flush(self, lst: _Listener | None = None) -> None:
         """Send what the session queued: CONTROL at once, REQUESTs within the limits."""
-        s = self.session
-        t = self.transport
-        if s is None or t is None:
+        lst = lst or self.listener
+        if lst is None or lst.transport is None:
+            return
+        s = lst.session
+        t = lst.transport
+        if lst is not self.listener:  # a standby during failover: no pacing queue of its own
+            for item in s.outbox:
+                self._send(t, item[1])
+            s.outbox.clear()
             return
         q = self._queue
         for item in s.outbox:
@@ -266,6 +382,10 @@ class ManagedConnection:
         if self.session is not None:
             self.session.remove(subs)
             self.flush()
+
+
+def _drop(events: list[Event]) -> None:
+    """Sink for a connection whose streams were handed over."""
 
 
 def _describe(e: BaseException) -> str:

@@ -80,6 +80,10 @@ class Venue:
     def new_session(self, endpoint: str, conn: str, options: SessionOptions) -> "Session":
         raise NotImplementedError
 
+    def close_is_fatal(self, code: int | None) -> str | None:
+        """Why a venue close code means "do not reconnect" (None: reconnect with backoff)."""
+        return None
+
     def decode_endpoint(self, market: str) -> str:
         """Which endpoint's dialect decodes recorded frames of ``market``."""
         return market or self.default_market
