@@ -119,7 +119,7 @@ class ManagedConnection:
         self.stopping = True
         if self._failover is not None:
             self._failover.cancel()
-        if self.transport is not None and not self.transport.is_disconnected():
+        if self.transport is not None and not self.transport.is_disconnected:
             try:
                 self.transport.send_close()
             except Exception:
@@ -164,6 +164,8 @@ class ManagedConnection:
                 self.subs.pop(topic, None)
         session = self.venue.new_session(self.endpoint, self.name, self.feed.session_options(self.venue))
         session.add(self.subs.values())
+        if self.session is not None:
+            session.inherit(self.session)
         return session
 
     async def _run(self) -> None:
@@ -202,7 +204,7 @@ class ManagedConnection:
                     break
             lst = self.listener
             session = lst.session
-            if not lst.transport or not lst.transport.is_disconnected():
+            if not lst.transport or not lst.transport.is_disconnected:
                 transport.disconnect()
             events = session.on_close(time.time_ns())
             reason = session.dead_reason or (
@@ -270,7 +272,7 @@ class ManagedConnection:
         listener.push = feed.push
         self.session, self.listener, self.transport = new_session, listener, transport
         self._queue.clear()
-        if not old_t.is_disconnected():
+        if not old_t.is_disconnected:
             try:
                 old_t.send_close()
             except Exception:

@@ -255,7 +255,7 @@ class Feed:
     def stats(self) -> list[dict[str, Any]]:
         """Per connection: url, streams, reconnects, heartbeat round-trip time."""
         return [{"conn": c.name, "url": c.url, "streams": len(c.subs), "reconnects": c.reconnects,
-                 "rtt_ms": c.rtt_ms, "connected": c.transport is not None and not c.transport.is_disconnected(),
+                 "rtt_ms": c.rtt_ms, "connected": c.transport is not None and not c.transport.is_disconnected,
                  "fatal": c.fatal.msg if c.fatal else None} for c in self.connections]
 
 

@@ -161,6 +161,14 @@ class Session:
     def on_frame(self, payload: bytes | memoryview, binary: bool, recv_ns: int) -> list[Event]:
         raise NotImplementedError
 
+    def inherit(self, previous: "Session") -> None:
+        """Carry integrity state over a reconnect: a Gap reported on the old connection is
+        answered by Resynced when the new connection delivers the fresh snapshot."""
+        for topic, st in previous.streams.items():
+            mine = self.streams.get(topic)
+            if mine is not None and st.gap_reported:
+                mine.gap_reported = True
+
     def on_timer(self, now_ns: int) -> None:
         """Heartbeats, liveness and due resyncs. Sets :attr:`dead_reason` when dead."""
         self.check_heartbeat(now_ns)
@@ -173,6 +181,7 @@ class Session:
             if st.book is not None and st.synced:
                 st.book.invalidate()
                 st.synced = False
+                st.gap_reported = True
                 out.append(self.gap(st, recv_ns, "connection closed; resubscribing"))
         return out
 
