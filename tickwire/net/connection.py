@@ -145,9 +145,11 @@ class ManagedConnection:
         opts = feed.options
         base = feed.endpoint_base(self.venue.name)
         self.url = self.venue.url(self.endpoint, base, feed.network)
-        port = feed.options.venue_options.get(self.venue.name, {}).get("port")
-        if port and hasattr(self.venue, "url_with_port"):
-            self.url = self.venue.url_with_port(self.url, port)
+        vopts = feed.options.venue_options.get(self.venue.name, {})
+        if vopts.get("port") and hasattr(self.venue, "url_with_port"):
+            self.url = self.venue.url_with_port(self.url, vopts["port"])
+        if vopts.get("path"):  # e.g. the older /ws/v5/dex of the OKX DEX gateway
+            self.url = self.url.replace(f"/ws/{getattr(self.venue, 'ws_version', '')}/", f"/ws/{vopts['path']}/")
         await feed.connect_limiter(self.venue, self.url).acquire()
         transport, listener = await ws_connect(
             lambda: _Listener(self, session), self.url,

@@ -437,7 +437,10 @@ class OkxSession(Session):
             return [self.error("decode", f"bad {key} frame ({e})", recv_ns=recv_ns, sub=st.sub)]
 
     def _adopt(self, arg: _Arg) -> StreamState | None:
-        symbol = arg.instId or arg.instType or arg.ccy or "ALL"
+        if arg.tokenContractAddress:
+            symbol = f"{arg.chainIndex}/{arg.tokenContractAddress}"
+        else:
+            symbol = arg.instId or arg.instType or arg.ccy or arg.walletAddress or arg.chainIndex or "ALL"
         try:
             sub = self.venue.parse("", arg.channel, symbol, "")
         except ValueError:
@@ -477,7 +480,7 @@ class OkxSession(Session):
             # once per stream, fatal for those streams only, no retry (okx.md §1.8).
             out: list[Event] = []
             for topic, st in list(self.streams.items()):
-                if st.sub.channel == m.channel or _channel_family(st.sub.channel) == m.channel:
+                if _same_channel(st.sub.channel, m.channel):
                     self.streams.pop(topic)
                     self.refused.add(topic)
                     out.append(self.error("channel-conn-count-error",
@@ -704,6 +707,10 @@ class OkxSession(Session):
         return out
 
 
-def _channel_family(channel: str) -> str:
-    # channel-conn-count names the channel family ("prices" in the DEX docs for "price").
-    return {"price": "prices"}.get(channel, channel)
+def _same_channel(ours: str, theirs: str) -> bool:
+    """channel-conn-count events may name the channel family ("prices" for "price" in the DEX
+    docs; candles perhaps without the dex-token- prefix): match tolerantly."""
+    def norm(c: str) -> str:
+        c = c.removeprefix("dex-token-")
+        return c[:-1] if c.endswith("s") else c
+    return ours == theirs or norm(ours) == norm(theirs) or (theirs.startswith("candle") and norm(ours).startswith(theirs))
