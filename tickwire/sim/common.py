@@ -438,9 +438,9 @@ def diff_window(
     sizes = side.sizes
     new = {p: sizes[p] for p in prices}
     changes = [(p, s) for p, s in new.items() if old.get(p) != s]
-    if len(old) + len(changes) != len(new) or any(p not in new for p in old):
-        # some published level is gone (if none were gone, len(old)+inserted == len(new))
-        changes.extend((p, 0) for p in old if p not in new)
+    removed = [(p, 0) for p in old if p not in new]
+    if removed:
+        changes.extend(removed)
         changes.sort(reverse=side.is_bid)
     return changes, new, prices
 
@@ -642,15 +642,15 @@ class Market:
             avail = book.sizes[price]
             fill = min(qty, avail)
             # split a fill into one to three prints sharing T and seq, as venues do
-            parts = 1 if fill < 3 * spec.lot_units else rng.randint(1, 3)
-            left = fill
-            for k in range(parts):
-                if k == parts - 1:
-                    q = left
-                else:
-                    q = spec.lot_units * rng.randint(1, max(1, left // spec.lot_units - (parts - k)))
-                    q = min(q, left - spec.lot_units * (parts - k - 1))
-                left -= q
+            lots = fill // spec.lot_units
+            parts = 1 if lots < 3 else rng.randint(1, 3)
+            cuts = sorted(rng.sample(range(1, lots), parts - 1)) if parts > 1 else []
+            prev = 0
+            for c in cuts + [lots]:
+                q = (c - prev) * spec.lot_units
+                if c == lots:
+                    q = fill - prev * spec.lot_units
+                prev = c
                 self._trade(t_ms, "Buy" if buy else "Sell", price, q)
             if fill == avail:
                 book.remove(price)
@@ -788,7 +788,11 @@ class SimStats:
         return [c.info() for c in self._sim.connections]
 
     def as_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in dataclasses.asdict(self).items() if not k.startswith("_") and k != "request_log"}
+        d = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if not f.name.startswith("_") and f.name != "request_log"
+        }
         d["open_connections"] = len(self._sim.connections) if self._sim is not None else 0
         return d
 
@@ -818,6 +822,7 @@ class SimConnection(WSListener):
         self.ip = ip
         self.group = group
         self.transport: WSTransport | None = None
+        self._ut: Any = None  # the asyncio transport underneath
         self.open = False
         self.stalled = False
         self._stall_handle: asyncio.TimerHandle | None = None
@@ -844,6 +849,7 @@ class SimConnection(WSListener):
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
+        self._ut = transport.underlying_transport
         self.open = True
         self.sim._conn_opened(self)
 
@@ -861,8 +867,6 @@ class SimConnection(WSListener):
 
     def on_ws_frame(self, transport: WSTransport, frame: Any) -> None:
         mt = frame.msg_type
-        now = time.monotonic()
-        self.last_rx = now
         if mt is _TEXT or mt is WSMsgType.BINARY:
             if not frame.fin:
                 self._frag = bytearray(frame.get_payload_as_bytes())
@@ -888,6 +892,7 @@ class SimConnection(WSListener):
             return
         else:
             return
+        self.last_rx = time.monotonic()  # data frames only: protocol pings are not activity
         sim = self.sim
         sim.stats.frames_received += 1
         try:
@@ -908,13 +913,13 @@ class SimConnection(WSListener):
 
     def send(self, data: bytes) -> bool:
         """Send one TEXT frame unless the connection is stalled or gone. Returns whether sent."""
-        if self.stalled or not self.open:
+        if self.stalled or not self.open or self._ut.is_closing():
             return False
         self.transport.send(_TEXT, data)  # type: ignore[union-attr]
         return True
 
     def send_raw(self, msg_type: WSMsgType, data: bytes) -> bool:
-        if self.stalled or not self.open:
+        if self.stalled or not self.open or self._ut.is_closing():
             return False
         self.transport.send(msg_type, data)  # type: ignore[union-attr]
         return True
@@ -991,6 +996,7 @@ class Stream:
         self.topic = topic
         self.cadence = cadence
         self.subs: dict[SimConnection, None] = {}
+        self.last_push = 0.0  # monotonic time of the last publish
 
     def subscribe(self, conn: SimConnection) -> None:
         first = not self.subs
@@ -1022,6 +1028,7 @@ class Stream:
         """Periodic push (see :class:`Cadence`)."""
 
     def publish(self, data: bytes) -> int:
+        self.last_push = time.monotonic()
         n = 0
         for c in self.subs:
             if c.send(data):
@@ -1064,7 +1071,10 @@ class Cadence:
 
     def _fire(self) -> None:
         self._handle = None
-        for m in list(self.members):
+        members = self.members
+        for m in list(members):
+            if m not in members:
+                continue  # left during this round
             try:
                 m.tick()
             except Exception as exc:

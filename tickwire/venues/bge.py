@@ -38,7 +38,7 @@ from typing import Any, Iterable, Sequence
 import msgspec
 
 from tickwire.credentials import redact
-from tickwire.model import Balance, Candle, Event, Order, Ticker, Trade, VenueError
+from tickwire.model import Balance, Candle, Event, Order, Ticker, Trade
 from tickwire.subscription import SpecError, Subscription
 from tickwire.venues.base import CONTROL, REQUEST, Limits, Session, SessionOptions, StreamState, Timers, Venue
 

@@ -1,0 +1,164 @@
+"""Local simulators that speak each venue's WebSocket protocol on loopback.
+
+::
+
+    from tickwire.sim import Simulator
+    async with Simulator(venues=["bybit"], seed=1, options={"bybit": {"speed": 5}}) as sim:
+        url = sim.endpoints["bybit"] + "/v5/public/linear"
+        sim.venue("bybit").inject("drop")
+
+Each venue simulator (``tickwire/sim/<venue>.py``, registered with
+``@register_venue("<venue>")``) runs its own picows server on its own port. Venue modules in this
+package are discovered and imported automatically, so adding ``okx.py`` is enough to make
+``Simulator(venues=["okx"])`` work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import pkgutil
+from typing import Any, Mapping, Sequence
+
+from .common import (
+    VENUE_SIMS,
+    Fault,
+    FaultSpec,
+    SimOptions,
+    SimStats,
+    VenueSim,
+    known_faults,
+    parse_duration,
+    parse_fault,
+)
+
+__all__ = [
+    "Fault",
+    "FaultSpec",
+    "SimOptions",
+    "SimStats",
+    "Simulator",
+    "VENUE_SIMS",
+    "VenueSim",
+    "known_faults",
+    "parse_duration",
+    "parse_fault",
+]
+
+_NOT_VENUES = {"common"}
+
+
+def _load_venues() -> None:
+    for mod in pkgutil.iter_modules(__path__):
+        if mod.name.startswith("_") or mod.name in _NOT_VENUES:
+            continue
+        importlib.import_module(f"{__name__}.{mod.name}")
+
+
+_load_venues()
+
+
+class Simulator:
+    """Several venue simulators started and stopped together.
+
+    ``faults`` apply to every venue that supports them; prefix one with ``"<venue>:"`` to target
+    a single venue (``"bybit:skip-u-every=100"``). ``options`` maps a venue name to its options.
+    With ``port=N`` and several venues, venue ``i`` listens on ``N+i``; ``port=0`` picks free
+    ports.
+    """
+
+    def __init__(
+        self,
+        venues: Sequence[str] = ("bybit",),
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int = 0,
+        faults: Sequence[str] = (),
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+    ):
+        if isinstance(venues, str):
+            venues = [venues]
+        unknown = [v for v in venues if v not in VENUE_SIMS]
+        if unknown:
+            raise ValueError(f"unknown venue(s) {unknown}; known: {', '.join(sorted(VENUE_SIMS))}")
+        options = dict(options or {})
+        bad = [k for k in options if k not in venues]
+        if bad:
+            raise ValueError(f"options given for venue(s) not simulated: {bad}")
+        per_venue: dict[str, list[str]] = {v: [] for v in venues}
+        for spec in faults:
+            spec = str(spec)
+            venue, sep, rest = spec.partition(":")
+            if sep and venue in VENUE_SIMS:
+                if venue not in per_venue:
+                    raise ValueError(f"fault {spec!r} targets venue {venue!r}, which is not simulated")
+                per_venue[venue].append(rest)
+                continue
+            f = parse_fault(spec)  # grammar check, ValueError on unknown names
+            targets = [v for v in venues if f.name in VENUE_SIMS[v].FAULTS]
+            if not targets:
+                raise ValueError(f"fault {f.name!r} is not supported by any of {list(venues)}")
+            for v in targets:
+                per_venue[v].append(spec)
+        self.host = host
+        self.port = port
+        self.seed = seed
+        self.venues: dict[str, VenueSim] = {
+            v: VENUE_SIMS[v](seed=seed, options=options.get(v), faults=per_venue[v]) for v in venues
+        }
+        self._started = False
+
+    async def start(self) -> "Simulator":
+        if self._started:
+            return self
+        started: list[VenueSim] = []
+        try:
+            for i, sim in enumerate(self.venues.values()):
+                await sim.start(self.host, self.port + i if self.port else 0)
+                started.append(sim)
+        except BaseException:
+            for sim in started:
+                await sim.stop()
+            raise
+        self._started = True
+        return self
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        for sim in self.venues.values():
+            await sim.stop()
+
+    async def __aenter__(self) -> "Simulator":
+        return await self.start()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+    async def serve_forever(self) -> None:
+        """Start (if needed) and run until cancelled, then stop."""
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.shield(self.stop())
+
+    def venue(self, name: str) -> VenueSim:
+        return self.venues[name]
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """Base URL per venue, e.g. ``{"bybit": "ws://127.0.0.1:PORT"}``."""
+        return {name: sim.url for name, sim in self.venues.items()}
+
+    def ready_line(self) -> str:
+        """One JSON line announcing the endpoints (printed by ``tickwire sim``)."""
+        return json.dumps(
+            {
+                "event": "ready",
+                "venues": {name: {"url": sim.url, "paths": list(sim.paths)} for name, sim in self.venues.items()},
+            },
+            separators=(",", ":"),
+        )
