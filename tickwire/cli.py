@@ -190,7 +190,7 @@ def _register_extensions() -> None:
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:
-            if e.name != mod:
+            if not e.name or not mod.startswith(e.name):
                 raise
             continue
         m.register(app)
