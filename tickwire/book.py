@@ -12,9 +12,13 @@ from bisect import bisect_left
 from typing import Iterable, Sequence
 
 
+# Spellings of zero a venue may use for "delete this level" (a set lookup is the fast path;
+# anything else that is numerically zero is caught by _is_zero).
+_ZEROS = frozenset(["0", "0.0"] + ["0." + "0" * n for n in range(2, 19)])
+
+
 def _is_zero(size: str) -> bool:
-    # Fast path for the "0" venues send; tolerate "0.0", "0.000".
-    return size == "0" or (size[0] == "0" and float(size) == 0.0)
+    return size in _ZEROS or float(size) == 0.0
 
 
 class _Side:
@@ -45,10 +49,11 @@ class _Side:
 
     def apply(self, levels: Iterable[Sequence[str]]) -> None:
         lv = self.levels
+        zeros = _ZEROS
         for level in levels:
             price = level[0]
             size = level[1]
-            if _is_zero(size):
+            if size in zeros:
                 if lv.pop(price, None) is not None:
                     key = -float(price) if self.descending else float(price)
                     i = bisect_left(self.keys, key)

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 
 import msgspec
 
-from tickwire.model import Candle, Event, Liquidation, Ticker, Trade
+from tickwire.model import BookUpdate, Candle, Event, Liquidation, Ticker, Trade
 from tickwire.subscription import Subscription
 from tickwire.venues.base import CONTROL, REQUEST, Limits, Session, SessionOptions, StreamState, Timers, Venue
 
@@ -430,9 +430,26 @@ class BybitSession(Session):
                       raw=dict(merged))
 
     def _book(self, st: StreamState, typ: str, d: _BookData, ts: int, recv_ns: int) -> list[Event]:
+        u = d.u
+        book = st.book
+        if u == st.last_seq + 1 and st.synced and u != 1 and typ == "delta":
+            # The hot path: the next delta of an intact book.
+            prev = st.last_seq
+            book.bids_side.apply(d.b)  # type: ignore[union-attr]
+            book.asks_side.apply(d.a)  # type: ignore[union-attr]
+            book.seq = u  # type: ignore[union-attr]
+            exch_ns = ts * 1_000_000
+            book.exch_ns = exch_ns  # type: ignore[union-attr]
+            st.last_seq = u
+            sub = st.sub
+            return [BookUpdate(venue="bybit", market=sub.market, symbol=sub.symbol, stream=sub.spec,
+                               exch_ns=exch_ns, recv_ns=recv_ns, bids=d.b, asks=d.a, snapshot=False,
+                               seq=u, prev_seq=prev, book=book)]
+        return self._book_slow(st, typ, d, ts, recv_ns)
+
+    def _book_slow(self, st: StreamState, typ: str, d: _BookData, ts: int, recv_ns: int) -> list[Event]:
         book = st.book
         assert book is not None
-        st.last_rx_ns = recv_ns
         u = d.u
         out: list[Event] = []
         if typ == "snapshot" or u == 1:
