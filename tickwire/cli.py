@@ -37,7 +37,9 @@ def _kv(items: list[str], what: str) -> dict[str, str]:
 
 
 def _sim_options(items: list[str]) -> dict[str, dict[str, Any]]:
-    """``bybit.book_interval_ms=5`` -> {"bybit": {"book_interval_ms": 5}} (JSON values accepted)."""
+    """``bybit.book_interval_ms=5`` -> {"bybit": {"book_interval_ms": 5}} (JSON values accepted).
+
+    Used for simulator options and for venue (dialect) options alike."""
     out: dict[str, dict[str, Any]] = {}
     for k, v in _kv(items, "--option").items():
         venue, dot, name = k.partition(".")
@@ -75,19 +77,29 @@ def tail(
     fault: list[str] = typer.Option([], "--fault", help="With --sim: inject faults, e.g. drop-every=5s"),
     timer: list[str] = typer.Option([], "--timer", help="VENUE.TIMER=SECONDS, e.g. bybit.ping_interval_s=5"),
     seed: int = typer.Option(0, "--seed", help="With --sim: market seed"),
+    credentials: Optional[str] = typer.Option(None, "--credentials",
+                                              help="TOML/JSON file of API credentials per venue (else TICKWIRE_<VENUE>_* env)"),
+    venue_option: list[str] = typer.Option([], "--venue-option", help="VENUE.NAME=VALUE, e.g. okx.port=8443"),
+    sim_option: list[str] = typer.Option([], "--sim-option", help="With --sim: VENUE.NAME=VALUE simulator option"),
 ) -> None:
     """Print normalized events as JSON lines."""
     from tickwire.net.feed import FeedError, stream
     from tickwire.subscription import SpecError
 
     async def main() -> int:
-        sim_opts: Any = {"faults": list(fault), "seed": seed} if sim else False
+        sim_opts: Any = {"faults": list(fault), "seed": seed, "options": _sim_options(sim_option)} if sim else False
+        creds: dict[str, Any] = {}
+        if credentials:
+            from tickwire.credentials import load_file
+
+            creds = load_file(credentials)
         printed = 0
         out = sys.stdout.buffer
         deadline = time.monotonic() + duration if duration else None
         try:
             async with stream(*specs, sim=sim_opts, endpoints=_kv(endpoint, "--endpoint"), network=network,
-                              proxy=proxy, timers=_timers(timer)) as feed:
+                              proxy=proxy, timers=_timers(timer), credentials=creds,
+                              venue_options=_sim_options(venue_option)) as feed:
                 it = feed.__aiter__()
                 while True:
                     if deadline is not None:
