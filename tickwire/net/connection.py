@@ -56,9 +56,9 @@ class _Listener(WSListener):
         recv_ns = time.time_ns()
         mt = frame.msg_type
         if mt is _TEXT or mt is _BINARY:
-            payload = frame.get_payload_as_memoryview()
+            payload = frame.get_payload_as_bytes()
             if self.raw is not None:
-                self.raw(self.conn.name, recv_ns, bytes(payload), mt is _BINARY)
+                self.raw(self.conn.name, recv_ns, payload, mt is _BINARY)
             session = self.session
             try:
                 events = session.on_frame(payload, mt is _BINARY, recv_ns)

@@ -270,7 +270,7 @@ class BybitSession(Session):
     # -- frames -----------------------------------------------------------------------
     def on_frame(self, payload: bytes | memoryview, binary: bool, recv_ns: int) -> list[Event]:
         self.last_rx_ns = recv_ns
-        if payload[:20] == _BOOK_PREFIX:
+        if payload[:20] == _BOOK_PREFIX:  # bytes or memoryview
             try:
                 msg = _book_decoder.decode(payload)
             except msgspec.DecodeError:

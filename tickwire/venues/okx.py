@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 import msgspec
 
 from tickwire.model import (
-    Balance, Candle, ConnCount, Event, Fill, Funding, IndexPrice, Liquidation, MarkPrice, Notice,
+    Balance, BookUpdate, Candle, ConnCount, Event, Fill, Funding, IndexPrice, Liquidation, MarkPrice, Notice,
     OpenInterest, Order, Position, Ticker, Trade,
 )
 from tickwire.subscription import Subscription
@@ -284,6 +284,8 @@ class OKX(Venue):
 
 def arg_key(arg: dict[str, str] | _Arg) -> str:
     """A stream's identity on the wire: channel plus its instrument/type/currency keys."""
+    if type(arg) is _Arg and arg.instId and not arg.instType and not arg.ccy:
+        return f"{arg.channel}:{arg.instId}"  # the common case, on the hot path
     g = arg.get if isinstance(arg, dict) else (lambda k, d="": getattr(arg, k, d))
     parts = [g("channel", "")]
     for k in ("instId", "instType", "ccy", "chainIndex", "tokenContractAddress", "walletAddress"):
@@ -620,9 +622,23 @@ class OkxSession(Session):
 
     def _book(self, st: StreamState, action: str, d: _BookData, recv_ns: int, out: list[Event]) -> None:
         book = st.book
-        assert book is not None
         seq = d.seqId
         prev = d.prevSeqId
+        if prev == st.last_seq and seq is not None and action == "update" and st.synced and not d.checksum \
+                and seq != prev:
+            # The hot path: the next update of an intact book (no legacy checksum to verify).
+            book.bids_side.apply(d.bids)  # type: ignore[union-attr]
+            book.asks_side.apply(d.asks)  # type: ignore[union-attr]
+            book.seq = seq  # type: ignore[union-attr]
+            exch_ns = int(d.ts) * 1_000_000
+            book.exch_ns = exch_ns  # type: ignore[union-attr]
+            st.last_seq = seq
+            sub = st.sub
+            out.append(BookUpdate(venue="okx", market=sub.market, symbol=sub.symbol, stream=sub.spec,
+                                  exch_ns=exch_ns, recv_ns=recv_ns, bids=d.bids, asks=d.asks, snapshot=False,
+                                  seq=seq, prev_seq=prev, book=book))
+            return
+        assert book is not None
         exch_ns = _ms(d.ts)
         if st.sub.channel in SNAPSHOT_ONLY or action == "snapshot" or prev == -1:
             book.apply_snapshot(d.bids, d.asks, seq or 0)
