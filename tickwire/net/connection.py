@@ -9,6 +9,7 @@ request pacing with heartbeats sent ahead of any backlog.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import ssl
@@ -106,6 +107,8 @@ class ManagedConnection:
         self.url = ""
         self._queue: deque[tuple[int, Any, str]] = deque()  # paced REQUEST frames waiting
         lim = venue.limits
+        if feed.options.limits.get(venue.name):
+            lim = dataclasses.replace(lim, **feed.options.limits[venue.name])
         self._msgs = SlidingWindow(int(lim.max_msgs_per_s), 1.0) if lim.max_msgs_per_s else None
         self._reqs = SlidingWindow(lim.max_requests, lim.requests_window_s) if lim.max_requests else None
         self._task: asyncio.Task | None = None

@@ -53,6 +53,7 @@ class FeedOptions:
     timers: dict[str, dict[str, float]] = field(default_factory=dict)  # venue -> Timers overrides
     credentials: dict[str, Any] = field(default_factory=dict)          # venue -> credentials
     venue_options: dict[str, dict] = field(default_factory=dict)       # venue -> dialect extras
+    limits: dict[str, dict[str, Any]] = field(default_factory=dict)    # venue -> Limits overrides (tests)
 
 
 class Feed:
@@ -104,7 +105,8 @@ class Feed:
         key = (venue.name, urlsplit(url).netloc)
         lim = self._limiters.get(key)
         if lim is None:
-            lim = self._limiters[key] = MultiWindow(venue.limits.connect_rates)
+            rates = self.options.limits.get(venue.name, {}).get("connect_rates", venue.limits.connect_rates)
+            lim = self._limiters[key] = MultiWindow(rates)
         return lim
 
     # -- lifecycle ------------------------------------------------------------------------

@@ -163,7 +163,7 @@ class BybitOptions(SimOptions):
     book_interval_ms: float | None = None
     """If set, the push interval of every order-book depth (before ``speed``)."""
     l1_repeat_s: float = 3.0
-    """Level-1 snapshot re-sent with the same ``u`` after this long without change."""
+    """Level-1 snapshot re-sent with the same ``u`` after this long without change (÷ ``speed``)."""
     ticker_interval_ms: float = 100.0
     spot_ticker_interval_ms: float = 50.0
     trade_interval_ms: float = 20.0

@@ -208,7 +208,8 @@ class SimOptions:
     """
 
     speed: float = 1.0
-    """Global time factor for push cadences and the synthetic market (2.0 = twice as fast)."""
+    """Global time factor for push cadences and the synthetic market (2.0 = twice as fast).
+    Idle, auth and rate-limit timers are not scaled: they have their own options."""
     conn_limit: int = 500
     """New connections allowed per client IP within ``conn_window_s`` (HTTP 429 beyond)."""
     conn_window_s: float = 300.0

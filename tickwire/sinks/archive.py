@@ -1,0 +1,328 @@
+"""Raw frame archive: every received frame, exactly, so any recording can be decoded again.
+
+File format (``*.twraw.zst``), documented in ``docs/recording.md``
+------------------------------------------------------------------
+A file is a sequence of *blocks*; each block is::
+
+    zstd skippable frame   magic 0x184D2A5E (u32 LE), size 16 (u32 LE),
+                           b"TWR1", raw_len (u32 LE), comp_len (u32 LE), crc32 of the zstd frame (u32 LE)
+    zstd frame             comp_len bytes; decompresses to raw_len bytes of *lines*
+
+so ``zstdcat FILE`` prints the lines, and a reader can walk blocks without decompressing
+them. The recorder appends one block per flush; a block is complete or absent (a torn
+last block, possible only in a file that was never published, is detected by length and
+CRC and dropped by recovery).
+
+Lines (fields separated by one space; the last field runs to the end of the line)::
+
+    #tickwire-raw 1 {"writer": ..., "venue": ..., "created_ns": ...}   first line of a file
+    C <recv_ns> <conn> {"venue","endpoint","url","subs",["continued"]}   connection opened
+    D <recv_ns> <conn> {"reason": ...}                                   connection ended
+    T <recv_ns> <conn> <text frame, verbatim>                            text frame without a newline
+    X <recv_ns> <conn> <base64>                                          text frame containing a newline
+    B <recv_ns> <conn> <base64>                                          binary frame
+    L <recv_ns> - {"dropped_frames": n, "dropped_bytes": n, ...}         the recorder dropped frames here
+
+``C`` with ``"continued": true`` re-declares, at the top of a new file, a connection that
+was already open in the previous file: a reader that has it open keeps its state. ``conn``
+names are unique per writer (``writer`` in the header) and are reused across reconnects;
+a ``C`` without ``continued`` always starts a fresh protocol session.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable, Iterator
+
+import msgspec
+
+from tickwire.model import Connected, Disconnected, Event, Notice
+
+MAGIC = 0x184D2A5E
+BLOCK_TAG = b"TWR1"
+_HDR = struct.Struct("<II4sIII")  # magic, size(16), tag, raw_len, comp_len, crc
+HEADER_SIZE = _HDR.size  # 24
+FORMAT_VERSION = 1
+SUFFIX = ".twraw.zst"
+PLAIN_SUFFIX = ".twraw"
+
+
+class ArchiveError(ValueError):
+    """A file that is not a tickwire raw archive, or a damaged one."""
+
+
+_codec: Any = None
+
+
+def _zstd() -> Any:
+    global _codec
+    if _codec is None:
+        import pyarrow as pa
+
+        _codec = pa.Codec("zstd", compression_level=3)
+    return _codec
+
+
+def encode_block(lines: bytes) -> bytes:
+    """One block: skippable header + zstd frame of ``lines``."""
+    comp = _zstd().compress(lines, asbytes=True)
+    return _HDR.pack(MAGIC, 16, BLOCK_TAG, len(lines), len(comp), zlib.crc32(comp)) + comp
+
+
+def iter_blocks(f: BinaryIO, strict: bool = True) -> Iterator[tuple[int, bytes]]:
+    """Yield (end_offset, decompressed lines) per complete block.
+
+    ``strict=False`` stops quietly at a torn or damaged tail (recovery of an unpublished
+    file); ``strict=True`` raises :class:`ArchiveError` there.
+    """
+    pos = 0
+    codec = _zstd()
+    while True:
+        hdr = f.read(HEADER_SIZE)
+        if not hdr:
+            return
+        if len(hdr) < HEADER_SIZE:
+            if strict:
+                raise ArchiveError(f"truncated block header at offset {pos}")
+            return
+        magic, size, tag, raw_len, comp_len, crc = _HDR.unpack(hdr)
+        if magic != MAGIC or size != 16 or tag != BLOCK_TAG:
+            if strict:
+                raise ArchiveError(f"not a tickwire raw archive block at offset {pos}")
+            return
+        comp = f.read(comp_len)
+        if len(comp) < comp_len or zlib.crc32(comp) != crc:
+            if strict:
+                raise ArchiveError(f"damaged or truncated block at offset {pos}")
+            return
+        pos += HEADER_SIZE + comp_len
+        yield pos, codec.decompress(comp, decompressed_size=raw_len, asbytes=True)
+
+
+def valid_length(path: str | os.PathLike) -> int:
+    """Bytes of complete, intact blocks at the start of ``path``."""
+    end = 0
+    with open(path, "rb") as f:
+        for end, _ in iter_blocks(f, strict=False):
+            pass
+    return end
+
+
+# --------------------------------------------------------------------------- records
+
+@dataclass(slots=True)
+class Record:
+    """One archive line. ``kind``: C D T X B L (see the module doc); ``data`` is the frame
+    payload for T/X/B (decoded from base64 for X/B) and the JSON info for C/D/L."""
+
+    kind: str
+    recv_ns: int
+    conn: str
+    data: Any
+    writer: str = ""
+
+    @property
+    def is_frame(self) -> bool:
+        return self.kind in ("T", "X", "B")
+
+    @property
+    def binary(self) -> bool:
+        return self.kind == "B"
+
+
+def _parse_lines(buf: bytes, writer: str, header: dict | None) -> Iterator[Record | dict]:
+    for line in buf.split(b"\n"):
+        if not line:
+            continue
+        k = line[:1]
+        if k == b"#":
+            parts = line.split(b" ", 2)
+            if parts[0] != b"#tickwire-raw":
+                raise ArchiveError(f"unknown header line {line[:60]!r}")
+            yield msgspec.json.decode(parts[2]) if len(parts) > 2 else {}
+            continue
+        parts = line.split(b" ", 3)
+        if len(parts) != 4:
+            raise ArchiveError(f"malformed archive line {line[:80]!r}")
+        kind = parts[0].decode()
+        ns = int(parts[1])
+        conn = parts[2].decode()
+        payload = parts[3]
+        if kind == "T":
+            data: Any = payload
+        elif kind in ("X", "B"):
+            data = base64.b64decode(payload)
+        elif kind in ("C", "D", "L"):
+            data = msgspec.json.decode(payload)
+        else:
+            raise ArchiveError(f"unknown archive record kind {kind!r}")
+        yield Record(kind, ns, conn, data, writer)
+
+
+def read_archive(path: str | os.PathLike, strict: bool = True) -> Iterator[Record]:
+    """Every record of one archive file (``.twraw.zst``, or an uncompressed ``.twraw``).
+
+    The header line is not yielded; :attr:`Record.writer` carries the writer id from it.
+    """
+    p = Path(path)
+    with open(p, "rb") as f:
+        head = f.read(4)
+        f.seek(0)
+        if head == b"#tic":
+            chunks: Iterable[bytes] = [f.read()]
+        elif len(head) == 4 and struct.unpack("<I", head)[0] == MAGIC:
+            chunks = (lines for _, lines in iter_blocks(f, strict=strict))
+        elif not head:
+            return
+        else:
+            raise ArchiveError(f"{p}: not a tickwire raw archive")
+        writer = ""
+        header: dict | None = None
+        for buf in chunks:
+            for rec in _parse_lines(buf, writer, header):
+                if isinstance(rec, dict):
+                    header = rec
+                    writer = str(rec.get("writer", ""))
+                    continue
+                rec.writer = writer
+                yield rec
+
+
+def is_archive(path: str | os.PathLike) -> bool:
+    p = Path(path)
+    if p.is_dir():
+        return any(archive_files(p))
+    try:
+        with open(p, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head == b"#tic" or (len(head) == 4 and struct.unpack("<I", head)[0] == MAGIC)
+
+
+def archive_files(root: str | os.PathLike) -> list[Path]:
+    """Archive files under ``root`` (a file, a dataset dir or its ``raw/`` dir), in name order.
+
+    In-progress files (under ``_wal``) are not included: run recovery first.
+    """
+    p = Path(root)
+    if p.is_file():
+        return [p]
+    out = [f for f in p.rglob("*") if f.is_file() and (f.name.endswith(SUFFIX) or f.name.endswith(PLAIN_SUFFIX))
+           and not any(part.startswith(("_", ".")) for part in f.relative_to(p).parts)]
+    return sorted(out)
+
+
+# --------------------------------------------------------------------------- decoding
+
+class _ConnState:
+    __slots__ = ("session", "venue", "endpoint", "url")
+
+    def __init__(self, session: Any, venue: str, endpoint: str, url: str) -> None:
+        self.session = session
+        self.venue = venue
+        self.endpoint = endpoint
+        self.url = url
+
+
+def _new_session(venue_name: str, endpoint: str, conn: str) -> Any:
+    from tickwire.venues import get_venue
+    from tickwire.venues.base import SessionOptions
+
+    venue = get_venue(venue_name)
+    s = venue.new_session(endpoint, conn, SessionOptions())
+    s.accept_any = True
+    return s
+
+
+def decode_records(records: Iterable[Record], status: bool = True) -> Iterator[Event]:
+    """Re-normalize archive records through the venues' dialect code, as live.
+
+    Each connection gets its own protocol session (keyed by writer and connection name);
+    a ``C`` marker starts a fresh one, a ``D`` marker closes it (books lose continuity and
+    report a Gap, as live). ``recv_ns`` of every event is the recorded receipt time.
+    """
+    conns: dict[tuple[str, str], _ConnState] = {}
+    for rec in records:
+        key = (rec.writer, rec.conn)
+        if rec.is_frame:
+            st = conns.get(key)
+            if st is None:
+                continue  # frame of a connection never declared (cannot happen in a valid file)
+            s = st.session
+            events = s.on_frame(rec.data, rec.binary, rec.recv_ns)
+            s.outbox.clear()
+            if events:
+                if status:
+                    yield from events
+                else:
+                    yield from (e for e in events if not e.is_status)
+            continue
+        k = rec.kind
+        if k == "C":
+            info = rec.data
+            st = conns.get(key)
+            if info.get("continued") and st is not None:
+                continue  # the same connection, re-declared at the top of the next file
+            if st is not None:  # reopened without a D marker: close the old session first
+                for ev in st.session.on_close(rec.recv_ns):
+                    if status:
+                        yield ev
+            try:
+                session = _new_session(info["venue"], info["endpoint"], rec.conn)
+            except KeyError:
+                raise ArchiveError(f"connection {rec.conn}: unknown venue {info.get('venue')!r}") from None
+            conns[key] = _ConnState(session, info["venue"], info["endpoint"], info.get("url", ""))
+            if status and not info.get("continued"):
+                yield Connected(venue=info["venue"], recv_ns=rec.recv_ns, conn=rec.conn, url=info.get("url", ""))
+        elif k == "D":
+            st = conns.pop(key, None)
+            if st is None:
+                continue
+            for ev in st.session.on_close(rec.recv_ns):
+                if status:
+                    yield ev
+            if status:
+                yield Disconnected(venue=st.venue, recv_ns=rec.recv_ns, conn=rec.conn,
+                                   reason=str(rec.data.get("reason", "")))
+        elif k == "L" and status:
+            info = rec.data
+            yield Notice(venue=str(info.get("venue", "")), recv_ns=rec.recv_ns, conn="",
+                         code="recorder-drop",
+                         msg=f"the recorder dropped {info.get('dropped_frames', 0)} frames here "
+                             "(disk slower than the feed)")
+
+
+def _file_venue(path: Path) -> str:
+    for part in path.parts:
+        if part.startswith("venue="):
+            return part[6:]
+    return ""
+
+
+def decode_archive(source: str | os.PathLike, status: bool = True) -> Iterator[Event]:
+    """Events of one archive file, or of every archive under a directory.
+
+    Files of one venue are decoded in order (so connections continue across files);
+    several venues are merged by receipt time.
+    """
+    files = archive_files(source)
+    by_venue: dict[str, list[Path]] = {}
+    for f in files:
+        by_venue.setdefault(_file_venue(f), []).append(f)
+
+    def records(paths: list[Path]) -> Iterator[Record]:
+        for p in paths:
+            yield from read_archive(p)
+
+    streams = [decode_records(records(paths), status=status) for _, paths in sorted(by_venue.items())]
+    if len(streams) == 1:
+        yield from streams[0]
+    else:
+        yield from heapq.merge(*streams, key=lambda e: e.recv_ns)

@@ -1,0 +1,655 @@
+"""The Recorder: normalized events to a Parquet dataset, received frames to a raw archive.
+
+::
+
+    rec = Recorder("data")                 # recovers what a killed recorder left, starts the writer
+    async with tickwire.stream(*specs) as feed:
+        rec.attach(feed)                   # raw frames + connection markers, flush timer
+        async for ev in feed:
+            rec.add(ev)                    # cheap: one tuple appended to a list
+    rec.close()                            # publishes everything, raises RecorderError on a disk error
+
+The event-loop side only appends row tuples (per kind, venue and UTC date) and frame lines
+(per venue and date) to Python lists, and hands full batches (or, every
+``flush_interval``, whatever is there) to one writer thread, which encodes and writes.
+
+Memory policy (``backlog``): the batches waiting for the writer are bounded by
+``max_pending_bytes`` (estimated). When the disk is slower than the feed:
+
+* ``"drop"`` (default, for live recording): the new batch is dropped whole, never blocking
+  the event loop (blocking it would stall heartbeats and get the connections dropped). Every
+  drop is counted (``stats.dropped``, ``stats.dropped_frames``), logged, and written into the
+  data itself: a ``RecorderDrop`` row in the ``status`` table (kind, count, time range) and an
+  ``L`` line in the raw archive. Status rows are never dropped.
+* ``"block"`` (offline conversions, e.g. ``tickwire decode --out``): ``add`` waits for the
+  writer; nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import msgspec
+
+from tickwire.model import BookUpdate, Disconnected, Event
+from tickwire.sinks.schema import EVENT_KIND, KINDS, Kind, row_getter, status_row
+from tickwire.sinks.writer import (
+    WAL_DIR, ParquetOptions, RawItem, RecorderError, RecoveryReport, RowsItem, Writer, describe_os_error,
+    lock_dir, recover, unlock_dir,
+)
+
+log = logging.getLogger("tickwire.record")
+
+DAY_NS = 86_400 * 1_000_000_000
+_CHECK_EVERY = 255  # add(): look at the clock every 256 events (a timer also runs on a loop)
+
+
+@dataclass
+class RecorderStats:
+    events: dict = field(default_factory=dict)       # kind -> events accepted by add()
+    dropped: dict = field(default_factory=dict)      # kind -> events dropped (writer behind)
+    frames: int = 0                                  # raw frames accepted
+    dropped_frames: int = 0
+    ignored: int = 0                                 # events of kinds not recorded
+
+
+class _Conn:
+    __slots__ = ("name", "name_b", "venue", "endpoint", "url", "subs", "session", "open", "opened_ns", "cont",
+                 "mc", "rb", "last_ns")
+
+    def __init__(self, name: str, venue: str, endpoint: str, url: str, subs: list[str]) -> None:
+        self.name = name
+        self.name_b = name.replace(" ", "_").encode()
+        self.venue = venue
+        self.endpoint = endpoint
+        self.url = url
+        self.subs = subs
+        self.session: Any = None
+        self.open = False
+        self.opened_ns = 0
+        self.cont = b""
+        self.mc: Any = None          # the feed's connection object (its .session changes per reconnect)
+        self.rb: _RawBuf | None = None  # the raw buffer this connection appends to (cache)
+        self.last_ns = 0
+
+
+class _RawBuf:
+    __slots__ = ("key", "parts", "nbytes", "frames", "first_ns", "conns", "done", "day_end")
+
+    def __init__(self, key: tuple[str, int], first_ns: int, conns: dict) -> None:
+        self.key = key
+        self.parts: list[bytes] = []
+        self.nbytes = 0
+        self.frames = 0
+        self.first_ns = first_ns
+        self.conns = conns
+        self.done = False
+        self.day_end = (key[1] + 1) * DAY_NS
+
+
+def _writer_id() -> str:
+    return f"{int(time.time()):08x}{os.getpid() & 0xFFFF:04x}{random.getrandbits(16):04x}"
+
+
+class Recorder:
+    """Record events and raw frames under ``out_dir`` (see ``docs/recording.md``).
+
+    Raises :class:`RecorderError` at once when ``out_dir`` cannot be written, from
+    :meth:`add` once the writer stopped on a disk error, and from :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | os.PathLike,
+        *,
+        raw: bool = True,
+        parquet: bool = True,
+        kinds: Iterable[str] | None = None,
+        flush_interval: float = 2.0,
+        roll_interval: float = 300.0,
+        roll_size: int = 128 * 1024 * 1024,
+        batch_rows: int = 16_384,
+        raw_batch_bytes: int = 1024 * 1024,
+        book_snapshot_interval: float = 1.0,
+        book_snapshot_depth: int = 20,
+        max_pending_bytes: int = 256 * 1024 * 1024,
+        backlog: str = "drop",
+        fsync: bool = False,
+        compression: str = "zstd",
+        compression_level: int | None = 3,
+        row_group_rows: int = 128 * 1024,
+        recover_orphans: bool = True,
+    ) -> None:
+        if backlog not in ("drop", "block"):
+            raise ValueError("backlog must be 'drop' or 'block'")
+        if kinds is not None:
+            kinds = list(kinds)
+            unknown = [k for k in kinds if k not in KINDS]
+            if unknown:
+                raise ValueError(f"unknown kinds {unknown}; known: {', '.join(KINDS)}")
+        self.root = Path(out_dir)
+        self.raw_enabled = raw
+        self.parquet_enabled = parquet
+        self.kinds = set(kinds) if kinds is not None else set(KINDS)
+        self.flush_interval = flush_interval
+        self.batch_rows = batch_rows
+        self.raw_batch_bytes = raw_batch_bytes
+        self.snap_interval_ns = int(book_snapshot_interval * 1e9) if book_snapshot_interval > 0 else 0
+        self.snap_depth = book_snapshot_depth
+        self.block = backlog == "block"
+        self.fsync = fsync
+        self.writer_id = _writer_id()
+        self.stats = RecorderStats()
+        self.recovered = RecoveryReport()
+        self._closed = False
+        popts = ParquetOptions(compression=compression, compression_level=compression_level,
+                               row_group_rows=row_group_rows)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not self.root.is_dir():
+                raise NotADirectoryError(20, "Not a directory", str(self.root))
+            if recover_orphans:
+                self.recovered = recover(self.root, popts)
+            self._lock = lock_dir(self.root / WAL_DIR / self.writer_id)
+        except OSError as e:
+            raise RecorderError(f"cannot record to {self.root}: {describe_os_error(e)}") from e
+        if self.recovered:
+            log.info("recovered from an interrupted recording in %s: %d parquet parts (%d rows), "
+                        "%d raw files", self.root, self.recovered.parts, self.recovered.rows,
+                        self.recovered.raw_files)
+        self.writer = Writer(self.root, self.writer_id, roll_interval_s=roll_interval, roll_bytes=roll_size,
+                             max_pending_bytes=max_pending_bytes, fsync=fsync, parquet=popts,
+                             tick_s=min(0.5, max(0.05, flush_interval / 2)))
+        self.writer.start()
+
+        self._bufs: dict[tuple[str, str, int], list] = {}
+        self._raw_bufs: dict[tuple[str, int], _RawBuf] = {}
+        self._pending_loss: dict[str, dict] = {}          # venue -> raw frames dropped, not yet noted
+        self._holes: dict[tuple[str, str, int], dict] = {}  # rows dropped, not yet noted in `status`
+        self._conns: dict[str, _Conn] = {}
+        self._feed: Any = None
+        self._feed_conns: dict[str, Any] = {}
+        self._last_snap: dict[str, int] = {}
+        self._n = 0
+        self._next_flush = time.monotonic() + flush_interval
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_drop_log = 0.0
+        self._handlers: dict[type, Any] = {}
+        self._start_timer()
+
+    # ------------------------------------------------------------------ public API
+    def attach(self, feed: Any) -> "Recorder":
+        """Record ``feed``'s raw frames (its ``raw_hook``) and run the flush timer on its loop.
+
+        Call right after the feed is created/entered (before its connections receive data).
+        """
+        self._feed = feed
+        if self.raw_enabled:
+            feed.raw_hook = self.raw
+            for c in getattr(feed, "connections", ()):  # listeners copy the hook when created
+                lst = getattr(c, "listener", None)
+                if lst is not None:
+                    lst.raw = self.raw
+        self._start_timer()
+        return self
+
+    def add(self, ev: Event) -> None:
+        """Record one event (any kind; unknown kinds are counted and ignored)."""
+        h = self._handlers.get(ev.__class__)
+        if h is None:
+            h = self._handler(ev.__class__)
+        h(ev)
+        self._n += 1
+        if not self._n & _CHECK_EVERY and time.monotonic() >= self._next_flush:
+            self.flush()
+
+    def add_many(self, events: Iterable[Event]) -> None:
+        for ev in events:
+            self.add(ev)
+
+    def raw(self, conn: str, recv_ns: int, payload: bytes, binary: bool) -> None:
+        """Record one received frame (the :attr:`Feed.raw_hook` signature). Never raises."""
+        try:
+            self._raw(conn, recv_ns, payload, binary)
+        except Exception:  # pragma: no cover - must not break the socket reader
+            log.exception("raw frame not recorded")
+
+    def connection(self, conn: str, venue: str, endpoint: str, url: str = "", subs: Iterable[str] = ()) -> None:
+        """Declare what a connection name serves (only needed without :meth:`attach`, when
+        names do not follow the feed's ``venue/endpoint#n`` form)."""
+        c = self._conns.get(conn)
+        if c is None or c.venue != venue or c.endpoint != endpoint:
+            self._conns[conn] = _Conn(conn, venue, endpoint, url, list(subs))
+        else:
+            c.url = url or c.url
+            c.subs = list(subs) or c.subs
+
+    def disconnected(self, conn: str, recv_ns: int | None = None, reason: str = "") -> None:
+        """Write a connection-ended marker in the raw archive (done for you from Disconnected events)."""
+        c = self._conns.get(conn)
+        if c is not None and c.open:
+            ns = recv_ns or time.time_ns()
+            self._raw_line(c.venue, ns, b"D %d %s %s\n" % (ns, c.name_b, msgspec.json.encode({"reason": reason})))
+            c.open = False
+
+    def flush(self, wait: bool = False, timeout: float | None = None) -> None:
+        """Hand every buffered row and frame to the writer. ``wait=True`` returns once they
+        are written to the OS (fsynced too with ``fsync=True``)."""
+        self._next_flush = time.monotonic() + self.flush_interval
+        if self._holes:
+            self._close_holes()
+        for key in list(self._bufs):
+            self._handoff(key)
+        for key in list(self._raw_bufs):
+            self._handoff_raw(key)
+        self._check_error()
+        if wait:
+            self.writer.barrier(fsync=self.fsync, timeout=timeout)
+            self._check_error()
+
+    @property
+    def error(self) -> RecorderError | None:
+        """The disk error that stopped the recorder, if any."""
+        return self.writer.error
+
+    def close(self) -> RecorderStats:
+        """Publish everything and stop the writer. Raises :class:`RecorderError` if the
+        recorder stopped on a disk error (files already published stay complete)."""
+        if self._closed:
+            self._check_error()
+            return self.stats
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._feed is not None and getattr(self._feed, "raw_hook", None) == self.raw:
+            self._feed.raw_hook = None
+        for c in self._conns.values():
+            if c.open:  # marked at the last frame recorded: nothing of the connection after it is known
+                self.disconnected(c.name, max(c.last_ns, c.opened_ns), "recording ended")
+        try:
+            for key in list(self._bufs):
+                self._handoff(key)
+            if self._holes:
+                self._close_holes()
+                for key in list(self._bufs):
+                    self._handoff(key)
+            for key in list(self._raw_bufs):
+                self._handoff_raw(key)
+        except RecorderError:
+            pass
+        self.writer.stop()
+        unlock_dir(self._lock)
+        if self.writer.error is None:
+            wdir = self.root / WAL_DIR / self.writer_id
+            for p in (wdir / "LOCK", wdir):
+                try:
+                    p.unlink() if p.is_file() else _rmtree_empty(p)
+                except OSError:
+                    pass
+            try:
+                (self.root / WAL_DIR).rmdir()  # only if empty
+            except OSError:
+                pass
+        self._check_error()
+        return self.stats
+
+    def __enter__(self) -> "Recorder":
+        return self
+
+    def __exit__(self, exc_type: Any, *a: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            try:
+                self.close()
+            except RecorderError:
+                pass
+
+    # ------------------------------------------------------------------ summary
+    def summary(self) -> dict[str, Any]:
+        w = self.writer.stats
+        return {
+            "rows": dict(w.rows), "files": dict(w.files), "bytes": dict(w.bytes),
+            "events": dict(self.stats.events), "dropped": dict(self.stats.dropped),
+            "raw_frames": w.raw_frames, "dropped_frames": self.stats.dropped_frames,
+            "peak_pending_bytes": self.writer.peak_pending_bytes, "writer_busy_s": round(w.busy_s, 3),
+        }
+
+    def summary_line(self) -> str:
+        s = self.summary()
+        rows = s["rows"]
+        parts = [f"{k} {v:,}" for k, v in sorted(rows.items())]
+        nfiles = sum(s["files"].values())
+        nbytes = sum(s["bytes"].values())
+        text = (f"recorded {sum(rows.values()):,} rows ({', '.join(parts) or 'none'}); "
+                f"{s['raw_frames']:,} raw frames; {nfiles} files, {_human(nbytes)} in {self.root}")
+        dropped = sum(s["dropped"].values())
+        if dropped or s["dropped_frames"]:
+            text += f"; DROPPED {dropped:,} events and {s['dropped_frames']:,} frames (disk too slow)"
+        return text
+
+    # ------------------------------------------------------------------ internals: events
+    def _start_timer(self) -> None:
+        if self._timer is not None or self._closed:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._loop = loop
+        self._timer = loop.call_later(self.flush_interval, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._closed:
+            return
+        try:
+            if time.monotonic() >= self._next_flush - 0.01:
+                self.flush()
+        except RecorderError:
+            return  # surfaced by add()/close()
+        if self._loop is not None:
+            delay = max(0.01, self._next_flush - time.monotonic())
+            self._timer = self._loop.call_later(delay, self._on_timer)
+
+    def _check_error(self) -> None:
+        err = self.writer.error
+        if err is not None:
+            raise err
+
+    def _handler(self, cls: type) -> Any:
+        kind = EVENT_KIND.get(cls)
+        if kind is None:
+            for base in cls.__mro__[1:]:
+                kind = EVENT_KIND.get(base)
+                if kind is not None:
+                    break
+        if kind is None or not self.parquet_enabled:
+            h = self._ignore_or_status if cls is Disconnected else self._ignore
+        elif kind.name == "book_changes":
+            h = self._book
+        elif kind.name == "status":
+            h = self._status if "status" in self.kinds else self._ignore_or_status
+        elif kind.name not in self.kinds:
+            h = self._ignore
+        else:
+            h = self._generic(kind)
+        self._handlers[cls] = h
+        return h
+
+    def _ignore(self, ev: Event) -> None:
+        self.stats.ignored += 1
+
+    def _ignore_or_status(self, ev: Event) -> None:
+        if isinstance(ev, Disconnected):
+            self._on_disconnected(ev)
+        self.stats.ignored += 1
+
+    def _generic(self, kind: Kind) -> Any:
+        getter = row_getter(kind)
+        name = kind.name
+        bufs = self._bufs
+        batch = self.batch_rows
+        counts = self.stats.events
+
+        def handle(ev: Any) -> None:
+            key = (name, ev.venue, ev.recv_ns // DAY_NS)
+            buf = bufs.get(key)
+            if buf is None:
+                buf = bufs[key] = []
+            buf.append(getter(ev))
+            if len(buf) >= batch:
+                counts[name] = counts.get(name, 0) + len(buf)
+                self._handoff(key, counted=True)
+
+        return handle
+
+    def _status(self, ev: Any) -> None:
+        if ev.__class__ is Disconnected:
+            self._on_disconnected(ev)
+        key = ("status", ev.venue, ev.recv_ns // DAY_NS)
+        buf = self._bufs.get(key)
+        if buf is None:
+            buf = self._bufs[key] = []
+        buf.append(status_row(ev))
+
+    def _book(self, ev: BookUpdate) -> None:
+        ns = ev.recv_ns
+        day = ns // DAY_NS
+        kinds = self.kinds
+        if "book_changes" in kinds:
+            key = ("book_changes", ev.venue, day)
+            buf = self._bufs.get(key)
+            if buf is None:
+                buf = self._bufs[key] = []
+            buf.append((ns, ev.exch_ns, ev.market, ev.symbol, ev.stream, ev.seq, ev.prev_seq, ev.snapshot,
+                        ev.bids, ev.asks))
+            if len(buf) >= self.batch_rows:
+                self._handoff(key)
+        iv = self.snap_interval_ns
+        if iv and "book_snapshots" in kinds:
+            book = ev.book
+            if book is not None and book.valid:
+                last = self._last_snap.get(ev.stream, 0)
+                if ns - last >= iv:
+                    self._last_snap[ev.stream] = ns
+                    bids, asks = book.top(self.snap_depth)
+                    key = ("book_snapshots", ev.venue, day)
+                    buf = self._bufs.get(key)
+                    if buf is None:
+                        buf = self._bufs[key] = []
+                    buf.append((ns, book.exch_ns, ev.market, ev.symbol, ev.stream, book.seq, bids, asks))
+
+    def _handoff(self, key: tuple[str, str, int], counted: bool = False) -> None:
+        rows = self._bufs.pop(key, None)
+        if not rows:
+            return
+        name, venue, day = key
+        kind = KINDS[name]
+        n = len(rows)
+        if not counted:
+            c = self.stats.events
+            c[name] = c.get(name, 0) + n
+        if name == "book_changes":
+            levels = 0
+            for r in rows:
+                levels += len(r[8]) + len(r[9])
+            nbytes = n * 200 + levels * kind.row_bytes
+        else:
+            nbytes = n * kind.row_bytes
+        ok = self.writer.submit(RowsItem(kind, venue, day, rows, nbytes), nbytes, droppable=name != "status",
+                                block=self.block)
+        if not ok:
+            self._check_error()
+            self._dropped_rows(kind, venue, day, rows)
+        elif self._holes and key in self._holes:
+            self._close_holes(key)  # the hole ended: its row goes out with the next status batch
+
+    def _dropped_rows(self, kind: Kind, venue: str, day: int, rows: list) -> None:
+        n = len(rows)
+        d = self.stats.dropped
+        d[kind.name] = d.get(kind.name, 0) + n
+        key = (kind.name, venue, day)
+        hole = self._holes.get(key)
+        if hole is None:
+            self._holes[key] = {"type": "RecorderDrop", "kind": kind.name, "events": n, "from_ns": rows[0][0],
+                                "to_ns": rows[-1][0]}
+        else:
+            hole["events"] += n
+            hole["to_ns"] = rows[-1][0]
+        self._log_drop()
+
+    def _close_holes(self, only: tuple[str, str, int] | None = None) -> None:
+        """Write one RecorderDrop status row per hole (a run of dropped batches) that ended."""
+        for key in [only] if only is not None else list(self._holes):
+            hole = self._holes.pop(key, None)
+            if hole is None:
+                continue
+            name, venue, day = key
+            row = (hole["to_ns"], 0, "", "", "", "RecorderDrop", "", name,
+                   f"recorder dropped {hole['events']} {name} events received from {hole['from_ns']} to "
+                   f"{hole['to_ns']} (disk slower than the feed)", hole)
+            self._bufs.setdefault(("status", venue, day), []).append(row)
+
+    def _log_drop(self) -> None:
+        now = time.monotonic()
+        if now - self._last_drop_log >= 10.0:
+            self._last_drop_log = now
+            log.warning("recorder behind the feed (more than %s waiting for the disk): dropped %d events "
+                        "and %d raw frames so far", _human(self.writer.max_pending_bytes),
+                        sum(self.stats.dropped.values()), self.stats.dropped_frames)
+
+    def _on_disconnected(self, ev: Disconnected) -> None:
+        c = self._conns.get(ev.conn)
+        if c is not None and c.open and ev.recv_ns >= c.opened_ns:
+            self.disconnected(ev.conn, ev.recv_ns, ev.reason)
+
+    # ------------------------------------------------------------------ internals: raw frames
+    def _raw(self, conn: str, recv_ns: int, payload: bytes, binary: bool) -> None:
+        c = self._conns.get(conn)
+        if c is None or not c.open or (c.mc is not None and c.mc.session is not c.session):
+            c = self._resolve_conn(conn, recv_ns)
+            if c is None:
+                return
+        rb = c.rb
+        if rb is None or rb.done or recv_ns >= rb.day_end:
+            rb = c.rb = self._raw_buf(c.venue, recv_ns)
+        if binary:
+            line = b"B %d %s %s\n" % (recv_ns, c.name_b, base64.b64encode(payload))
+        elif b"\n" in payload:
+            line = b"X %d %s %s\n" % (recv_ns, c.name_b, base64.b64encode(payload))
+        else:
+            line = b"T %d %s %s\n" % (recv_ns, c.name_b, payload)
+        rb.parts.append(line)
+        rb.nbytes += len(line)
+        rb.frames += 1
+        c.last_ns = recv_ns
+        if rb.nbytes >= self.raw_batch_bytes:
+            self._handoff_raw(rb.key)
+
+    def _resolve_conn(self, conn: str, recv_ns: int) -> _Conn | None:
+        """Slow path of :meth:`_raw`: first frame of a connection, or of a new session on it."""
+        if self._closed or not self.raw_enabled:
+            return None
+        c = self._conns.get(conn)
+        mc = None
+        if self._feed is not None:
+            mc = self._feed_conns.get(conn)
+            if mc is None:
+                self._feed_conns = {x.name: x for x in getattr(self._feed, "connections", ())}
+                mc = self._feed_conns.get(conn)
+        if c is not None and c.open and mc is None:
+            return c
+        return self._open_conn(conn, recv_ns, mc)
+
+    def _open_conn(self, name: str, recv_ns: int, mc: Any) -> _Conn:
+        c = self._conns.get(name)
+        if mc is not None:
+            venue, endpoint = mc.venue.name, mc.endpoint
+            url = getattr(mc, "url", "")
+            subs = [s.spec for s in getattr(mc, "subs", {}).values()]
+        elif c is not None:
+            venue, endpoint, url, subs = c.venue, c.endpoint, c.url, c.subs
+        else:
+            head, _, _ = name.rpartition("#")
+            venue, _, endpoint = (head or name).partition("/")
+            url, subs = "", []
+        if c is not None and c.open:  # a reconnect seen before its Disconnected event
+            self._raw_line(c.venue, recv_ns, b"D %d %s %s\n" % (recv_ns, c.name_b,
+                                                                msgspec.json.encode({"reason": "reconnected"})))
+        if c is None or c.venue != venue or c.endpoint != endpoint:
+            c = self._conns[name] = _Conn(name, venue, endpoint, url, subs)
+        else:
+            c.url, c.subs = url or c.url, subs or c.subs
+        sess = getattr(mc, "session", None) if mc is not None else None
+        c.mc = mc
+        started = getattr(sess, "started_ns", 0) or recv_ns
+        ns = min(started, recv_ns)
+        info = {"venue": venue, "endpoint": endpoint, "url": c.url, "subs": c.subs}
+        c.open = False  # not in the continued-connections list of a buffer created by this line
+        self._raw_line(venue, ns, b"C %d %s %s\n" % (ns, c.name_b, msgspec.json.encode(info)))
+        c.session = sess
+        c.open = True
+        c.opened_ns = ns
+        c.cont = msgspec.json.encode({**info, "continued": True, "connected_ns": ns})
+        return c
+
+    def _raw_buf(self, venue: str, ns: int) -> _RawBuf:
+        key = (venue, ns // DAY_NS)
+        rb = self._raw_bufs.get(key)
+        if rb is None:
+            rb = self._new_raw_buf(key, ns)
+        return rb
+
+    def _new_raw_buf(self, key: tuple[str, int], first_ns: int) -> _RawBuf:
+        venue = key[0]
+        conns = {c.name: c.cont for c in self._conns.values() if c.open and c.venue == venue}
+        rb = self._raw_bufs[key] = _RawBuf(key, first_ns, conns)
+        return rb
+
+    def _raw_line(self, venue: str, ns: int, line: bytes) -> None:
+        rb = self._raw_buf(venue, ns)
+        rb.parts.append(line)
+        rb.nbytes += len(line)
+
+    def _handoff_raw(self, key: tuple[str, int]) -> None:
+        rb = self._raw_bufs.pop(key, None)
+        if rb is None:
+            return
+        rb.done = True
+        if not rb.parts:
+            return
+        venue, day = key
+        self.stats.frames += rb.frames
+        loss = self._pending_loss.get(venue)
+        if loss is not None:  # frames dropped before this chunk: say so where they are missing
+            rb.parts.insert(0, b"L %d - %s\n" % (loss["from_ns"], msgspec.json.encode(loss)))
+        data = b"".join(rb.parts)
+        item = RawItem(venue, day, data, rb.frames, rb.first_ns, rb.conns, len(data))
+        if self.writer.submit(item, len(data), droppable=True, block=self.block):
+            if loss is not None:
+                del self._pending_loss[venue]
+            return
+        self._check_error()
+        self.stats.frames -= rb.frames
+        self.stats.dropped_frames += rb.frames
+        if loss is None:
+            loss = self._pending_loss[venue] = {"venue": venue, "dropped_frames": 0, "dropped_bytes": 0,
+                                                "from_ns": rb.first_ns}
+            parts = rb.parts
+        else:
+            parts = rb.parts[1:]
+        loss["dropped_frames"] += rb.frames
+        loss["dropped_bytes"] += len(data)
+        # connection markers in a dropped chunk must survive, or decode would lose track
+        markers = [p for p in parts if p[:1] in (b"C", b"D")]
+        if markers:
+            nb = self._raw_buf(venue, rb.first_ns)
+            nb.parts[:0] = markers
+            nb.nbytes += sum(len(p) for p in markers)
+        self._log_drop()
+
+
+def _rmtree_empty(p: Path) -> None:
+    for sub in sorted(p.rglob("*"), key=lambda x: len(x.parts), reverse=True):
+        if sub.is_dir():
+            sub.rmdir()
+    p.rmdir()
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
