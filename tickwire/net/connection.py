@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tickwire.net")
 
+_time_ns = time.time_ns
 _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
 _CLOSE = WSMsgType.CLOSE
@@ -38,11 +39,13 @@ _CLOSE = WSMsgType.CLOSE
 class _Listener(WSListener):
     """picows callbacks -> session; runs on the event loop, never blocks."""
 
-    __slots__ = ("conn", "session", "push", "raw", "close_code", "close_reason", "closed", "transport")
+    __slots__ = ("conn", "session", "push", "raw", "close_code", "close_reason", "closed", "transport",
+                 "decode")
 
     def __init__(self, conn: "ManagedConnection", session: Session) -> None:
         self.conn = conn
         self.session = session
+        self.decode = session.on_frame     # bound once: this is the hot path
         self.push = conn.feed.push          # replaced by the failover merger while switching
         self.raw = conn.feed.raw_hook
         self.close_code: int | None = None
@@ -54,21 +57,20 @@ class _Listener(WSListener):
         self.transport = transport
 
     def on_ws_frame(self, transport: WSTransport, frame: Any) -> None:
-        recv_ns = time.time_ns()
+        recv_ns = _time_ns()
         mt = frame.msg_type
         if mt is _TEXT or mt is _BINARY:
             payload = frame.get_payload_as_bytes()
             if self.raw is not None:
                 self.raw(self.conn.name, recv_ns, payload, mt is _BINARY)
-            session = self.session
             try:
-                events = session.on_frame(payload, mt is _BINARY, recv_ns)
+                events = self.decode(payload, mt is _BINARY, recv_ns)
             except Exception as e:  # a dialect bug must not kill the feed
                 log.exception("decoder error on %s", self.conn.name)
-                events = [session.error("internal", f"decoder error: {e!r}", recv_ns=recv_ns)]
+                events = [self.session.error("internal", f"decoder error: {e!r}", recv_ns=recv_ns)]
             if events:
                 self.push(events)
-            if session.outbox:
+            if self.session.outbox:
                 self.conn.flush(self)
         elif mt is _CLOSE:
             self.close_code = int(frame.get_close_code())
@@ -100,6 +102,7 @@ class ManagedConnection:
         self.listener: _Listener | None = None
         self.failovers = 0
         self._failover: asyncio.Task | None = None
+        self.standby: _Listener | None = None   # the replacement connection during a failover
         self.connected_once = False
         self.reconnects = 0
         self.stopping = False
@@ -262,6 +265,7 @@ class ManagedConnection:
             self._failover = None
             return
         listener.push = merger.from_new
+        self.standby = listener
         feed.push([self._status(Connected, url=self.url)])
         new_session.start(time.time_ns())
         self.flush(listener)
@@ -276,6 +280,7 @@ class ManagedConnection:
         old_lst.push = _drop            # nothing more from the old connection reaches the user
         listener.push = feed.push
         self.session, self.listener, self.transport = new_session, listener, transport
+        self.standby = None
         self._queue.clear()
         if not old_t.is_disconnected:
             try:

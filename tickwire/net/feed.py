@@ -50,6 +50,8 @@ class FeedOptions:
     stable_after_s: float = 30.0     # a connection that lived this long resets the backoff
     tick_s: float = 0.1              # timer resolution for heartbeats and pacing
     max_buffer: int = 200_000        # events waiting for the consumer before dropping
+    read_ahead: int = 2_000          # pause socket reads while this many events wait (0: never)
+    max_pause_s: float = 0.25        # ... but never for longer than this at a time (heartbeats)
     timers: dict[str, dict[str, float]] = field(default_factory=dict)  # venue -> Timers overrides
     credentials: dict[str, Any] = field(default_factory=dict)          # venue -> credentials
     venue_options: dict[str, dict] = field(default_factory=dict)       # venue -> dialect extras
@@ -75,6 +77,12 @@ class Feed:
         self._conn_seq = 0
         self._ssl: ssl.SSLContext | None = None
         self.max_buffer = self.options.max_buffer
+        self._room = self.max_buffer - 1024  # a frame yields at most ~1k events; exact check beyond
+        self._high0 = self._high = self.options.read_ahead
+        self._low = self._high0 // 4
+        self._paused = False
+        self._rearm = False
+        self._pause_timer: asyncio.TimerHandle | None = None
 
     # -- configuration used by connections ----------------------------------------------
     def endpoint_base(self, venue: str) -> str | None:
@@ -185,8 +193,10 @@ class Feed:
     def push(self, events: list[Event]) -> None:
         """Called by connection readers: append events, never block."""
         buf = self._buf
-        if len(buf) + len(events) <= self.max_buffer:
+        if len(buf) < self._room:
             buf.extend(events)
+            if len(buf) > self._high and not self._paused and self._high:
+                self._pause()
         else:
             self._push_overflowing(events)
         w = self._waiter
@@ -227,6 +237,9 @@ class Feed:
     async def __anext__(self) -> Event:
         buf = self._buf
         while not buf:
+            if self._rearm:  # caught up again after a forced resume: read-ahead control is back
+                self._rearm = False
+                self._high = self._high0
             if self._error is not None:
                 raise self._error
             if self._closed:
@@ -236,7 +249,44 @@ class Feed:
         ev = buf.popleft()
         if ev is self._overflow:
             self._overflow = None
+        if self._paused and len(buf) <= self._low:
+            self._resume(False)
         return ev
+
+    # -- read-ahead control ------------------------------------------------------------------
+    def _transports(self) -> list[Any]:
+        out = []
+        for c in self.connections:
+            for lst in (c.listener, c.standby):
+                if lst is not None and lst.transport is not None and not lst.transport.is_disconnected:
+                    out.append(lst.transport.underlying_transport)
+        return out
+
+    def _pause(self) -> None:
+        """The consumer is behind: stop reading sockets until it catches up (bounded in time)."""
+        self._paused = True
+        for t in self._transports():
+            try:
+                t.pause_reading()
+            except Exception:
+                pass
+        self._pause_timer = asyncio.get_running_loop().call_later(self.options.max_pause_s, self._resume, True)
+
+    def _resume(self, forced: bool) -> None:
+        self._paused = False
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+            self._pause_timer = None
+        if forced:
+            # The consumer is slower than the feed for longer than we may stop reading: keep
+            # reading (heartbeats must flow) and let the buffer, then the drop policy, absorb it.
+            self._high = 0
+            self._rearm = True
+        for t in self._transports():
+            try:
+                t.resume_reading()
+            except Exception:
+                pass
 
     def pending(self) -> int:
         """Events buffered and not yet consumed."""
