@@ -268,3 +268,23 @@ def test_trade_prices_are_exactly_the_venue_strings():
     raw = [t for line in open(path, "rb") if b'"topic"' in line for t in json.loads(line)["data"]]
     events = [e for e in decode_lines("bybit.linear", open(path, "rb")) if isinstance(e, Trade)]
     assert [(e.price, e.size, e.trade_id) for e in events] == [(t["p"], t["v"], t["i"]) for t in raw]
+
+
+def test_a_silent_level1_book_is_resubscribed_but_a_repeating_one_is_not():
+    t = "orderbook.1.BTCUSDT"
+    s = session("linear", ["bybit.linear:orderbook.1:BTCUSDT"])
+    sent(s)
+    s.on_frame(book(t, "snapshot", 7, [["10", "1"]], [["11", "1"]]), False, 1)
+    for sec in range(1, 30):  # the venue repeats the snapshot every 3 s: fine
+        now = int(sec * 1e9)
+        if sec % 3 == 0:
+            s.on_frame(book(t, "snapshot", 7, [["10", "1"]], [["11", "1"]]), False, now)
+        s.pong_pending = False
+        s.on_timer(now)
+    assert not s.timer_events and not [f for f in sent(s) if f["op"] != "ping"]
+    for sec in range(30, 45):  # then nothing at all for 15 s
+        s.pong_pending = False
+        s.on_timer(int(sec * 1e9))
+    (gap,) = s.timer_events
+    assert isinstance(gap, Gap) and "no update" in gap.reason
+    assert [(f["op"], f["args"]) for f in sent(s) if f["op"] != "ping"] == [("unsubscribe", [t]), ("subscribe", [t])]

@@ -299,6 +299,9 @@ class ManagedConnection:
             return
         s = lst.session
         s.on_timer(now_ns)
+        if s.timer_events:
+            lst.push(s.timer_events[:])
+            s.timer_events.clear()
         if s.dead_reason:
             log.info("%s: %s; reconnecting", self.name, s.dead_reason)
             if lst.transport is not None:

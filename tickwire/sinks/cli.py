@@ -272,6 +272,89 @@ def register(app: typer.Typer) -> None:
             pass
 
     @app.command()
+    def replay(
+        archive_paths: list[str] = typer.Argument(..., metavar="ARCHIVE...",
+                                                  help="Raw archive files, a dataset directory or its raw/ directory."),
+        speed: float = typer.Option(1.0, "--speed", help="1 = recorded pace, 10 = ten times faster, "
+                                                        "0 = as fast as the client reads."),
+        host: str = typer.Option("127.0.0.1", "--host"),
+        port: int = typer.Option(0, "--port", help="0 = a free port per venue; N = venue i on N+i."),
+        venues: Optional[str] = typer.Option(None, "--venues", help="Only these venues of the archive (comma-separated)."),
+        close_at_end: bool = typer.Option(False, "--close-at-end",
+                                          help="Close each connection after its last recorded frame, and exit once "
+                                               "every recorded connection was served (default: keep serving)."),
+        fault: list[str] = typer.Option([], "--fault", help="Simulator faults, e.g. drop-every=5s"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the ready line."),
+    ) -> None:
+        """Serve a recording over the venues' own protocols; prints its endpoints as one JSON line.
+
+        Point any client at it: `tickwire tail --endpoint bybit=ws://127.0.0.1:PORT SPEC...`
+        or `tickwire.stream(..., endpoints=...)`.
+        """
+        from tickwire.cli import run_async
+        from tickwire.sim.replay import ReplayError, ReplayServer
+        from tickwire.sinks.archive import ArchiveError
+
+        try:
+            server = ReplayServer(archive_paths, speed=speed, host=host, port=port, close_at_end=close_at_end,
+                                  venues=[v.strip() for v in venues.split(",") if v.strip()] if venues else None,
+                                  faults=list(fault))
+        except (ReplayError, ArchiveError, ValueError) as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(EXIT_SPEC)
+
+        async def main() -> None:
+            await server.start()
+            sys.stdout.write(server.ready_line() + "\n")
+            sys.stdout.flush()
+            if not quiet:
+                for line in server.describe():
+                    typer.echo(line, err=True)
+            t0 = time.monotonic()
+            try:
+                if close_at_end:
+                    await server.wait_done()
+                    await asyncio.sleep(0.2)  # let the close frames go out
+                else:
+                    await asyncio.Event().wait()
+            finally:
+                await server.stop()
+                if not quiet:
+                    typer.echo(f"replayed {server.frames_replayed:,} frames in {time.monotonic() - t0:.1f} s",
+                               err=True)
+
+        try:
+            run_async(main())
+        except KeyboardInterrupt:
+            pass
+
+    @app.command()
+    def demo(
+        duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds "
+                                                                          "[default: until Ctrl-C]."),
+        out: str = typer.Option("./data", "--out", "-o", help="Dataset directory."),
+        venues: Optional[str] = typer.Option(None, "--venues",
+                                             help="Comma-separated venues [default: every simulated venue]."),
+        dashboard: bool = typer.Option(True, "--dashboard/--no-dashboard",
+                                       help="Live table in a terminal (a plain summary line every few seconds "
+                                            "otherwise, or when stdout is not a terminal)."),
+        seed: int = typer.Option(0, "--seed", help="Simulator market seed."),
+    ) -> None:
+        """Record every simulated venue into --out with a live dashboard, then query what was written."""
+        from tickwire.cli import run_async
+        from tickwire.sinks.demo import DemoError, run_demo
+
+        vlist = [v.strip() for v in venues.split(",") if v.strip()] if venues else None
+        try:
+            code = run_async(run_demo(duration=duration, out=out, venues=vlist, dashboard=dashboard, seed=seed))
+        except DemoError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(EXIT_SPEC)
+        except KeyboardInterrupt:
+            code = 130
+        raise typer.Exit(code)
+
+    @app.command()
     def recover(data: str = typer.Argument("./data", help="Dataset directory")) -> None:
         """Publish what a killed recorder left unpublished under DATA/_wal (every complete batch)."""
         from tickwire.sinks.writer import recover as do_recover

@@ -45,6 +45,7 @@ class Timers:
     subscribe_timeout_s: float = 10.0  # an unanswered subscribe is reported (not fatal)
     resync_min_interval_s: float = 1.0  # at most one resync per topic this often (doubles up to 30 s)
     notice_lead_s: float = 30.0        # OKX-style upgrade notices: how long until the close
+    stream_silence_s: float = 10.0     # a regularly pushed book silent this long is resubscribed
 
 
 @dataclass
@@ -103,7 +104,8 @@ class StreamState:
     """Per-subscription state a session keeps: the book and its sequence chain."""
 
     __slots__ = ("sub", "book", "last_seq", "synced", "gap_reported", "resync_due_ns",
-                 "resync_backoff_s", "resyncs", "last_resync_ns", "last_rx_ns", "extra")
+                 "resync_backoff_s", "resyncs", "last_resync_ns", "last_rx_ns", "extra", "max_silence_ns",
+                 "seen_seq", "seen_rx_ns", "seen_ns")
 
     def __init__(self, sub: Subscription) -> None:
         self.sub = sub
@@ -117,6 +119,10 @@ class StreamState:
         self.last_resync_ns = 0
         self.last_rx_ns = 0
         self.extra: Any = None       # venue-specific (e.g. merged ticker)
+        self.max_silence_ns = 0      # the venue promises an update at least this often (0: no promise)
+        self.seen_seq = 0
+        self.seen_rx_ns = 0
+        self.seen_ns = 0
 
 
 class Session:
@@ -147,6 +153,7 @@ class Session:
         self.dead_reason: str | None = None
         self.fatal_error: VenueError | None = None   # e.g. login refused: do not reconnect
         self.refused: set[str] = set()                 # topics the venue refused for good
+        self.timer_events: list[Event] = []            # events raised by on_timer (engine drains)
 
     # -- engine-facing API --------------------------------------------------------------
     def start(self, now_ns: int) -> None:
@@ -172,7 +179,22 @@ class Session:
     def on_timer(self, now_ns: int) -> None:
         """Heartbeats, liveness and due resyncs. Sets :attr:`dead_reason` when dead."""
         self.check_heartbeat(now_ns)
+        self.check_silence(now_ns)
         self.run_due_resyncs(now_ns)
+
+    def check_silence(self, now_ns: int) -> None:
+        """A book whose venue promises regular pushes (Bybit level 1 every 3 s, OKX keepalives,
+        BGE full books) and went silent while the connection lives: resync that stream only."""
+        for st in self.streams.values():
+            lim = st.max_silence_ns
+            if not lim or not st.synced:
+                continue
+            if st.last_seq != st.seen_seq or st.last_rx_ns != st.seen_rx_ns or not st.seen_ns:
+                st.seen_seq, st.seen_rx_ns, st.seen_ns = st.last_seq, st.last_rx_ns, now_ns
+            elif now_ns - st.seen_ns > lim:
+                st.seen_ns = now_ns
+                self.break_book(st, now_ns, f"no update for {lim / 1e9:g}s on a stream the venue pushes "
+                                            "regularly; resubscribing", None, None, self.timer_events)
 
     def on_close(self, recv_ns: int) -> list[Event]:
         """The connection ended: every book on it loses continuity until resubscribed."""

@@ -384,6 +384,9 @@ class BGESession(Session):
         for s in subs:
             if s.topic not in self.streams:
                 st = self.streams[s.topic] = StreamState(s)
+                if s.kind == "book":
+                    # Full books are pushed every 500 ms (bge.md): long silence means stuck.
+                    st.max_silence_ns = int(self.timers.stream_silence_s * 1e9)
                 new.append(st)
         if new and self.started_ns and (self.logged_in or not self.private):
             self._subscribe(new)

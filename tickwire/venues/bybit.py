@@ -238,7 +238,11 @@ class BybitSession(Session):
         new = []
         for s in subs:
             if s.topic not in self.streams:
-                self.streams[s.topic] = StreamState(s)
+                st = self.streams[s.topic] = StreamState(s)
+                if s.channel == "orderbook.1":
+                    # Level 1 re-sends its snapshot every 3 s when nothing changes (bybit.md §7.1):
+                    # silence well beyond that means the stream is stuck.
+                    st.max_silence_ns = int(self.timers.stream_silence_s * 1e9)
                 new.append(s.topic)
         if new and self.started_ns:
             self._request("subscribe", new)
@@ -270,7 +274,7 @@ class BybitSession(Session):
     # -- frames -----------------------------------------------------------------------
     def on_frame(self, payload: bytes | memoryview, binary: bool, recv_ns: int) -> list[Event]:
         self.last_rx_ns = recv_ns
-        if payload[:20] == _BOOK_PREFIX:  # bytes or memoryview
+        if payload[:20] == _BOOK_PREFIX:
             try:
                 msg = _book_decoder.decode(payload)
             except msgspec.DecodeError:
@@ -450,6 +454,7 @@ class BybitSession(Session):
     def _book_slow(self, st: StreamState, typ: str, d: _BookData, ts: int, recv_ns: int) -> list[Event]:
         book = st.book
         assert book is not None
+        st.last_rx_ns = recv_ns
         u = d.u
         out: list[Event] = []
         if typ == "snapshot" or u == 1:

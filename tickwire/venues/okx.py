@@ -254,7 +254,8 @@ class OKX(Venue):
     def timers(self) -> Timers:
         # okx.md §1.2: after each received frame arm a timer under 30 s; on expiry send text
         # "ping" and expect "pong" within N s, else reconnect. 20 s + 8 s stays inside 30 s.
-        return Timers(ping_interval_s=20.0, ping_when_idle=True, pong_timeout_s=8.0, notice_lead_s=30.0)
+        return Timers(ping_interval_s=20.0, ping_when_idle=True, pong_timeout_s=8.0, notice_lead_s=30.0,
+                      stream_silence_s=120.0)
 
     def decode_endpoint(self, market: str) -> str:
         return "public"
@@ -350,7 +351,11 @@ class OkxSession(Session):
         new = []
         for s in subs:
             if s.topic not in self.streams:
-                self.streams[s.topic] = StreamState(s)
+                st = self.streams[s.topic] = StreamState(s)
+                if s.kind == "book":
+                    # Book channels push at least a keepalive (or the same snapshot) about every
+                    # 60 s without change (okx.md §2.2); twice that in silence means stuck.
+                    st.max_silence_ns = int(self.timers.stream_silence_s * 1e9)
                 new.append(s.topic)
         if new and self.started_ns and (self.logged_in or not self.needs_login()):
             self._request("subscribe", new)

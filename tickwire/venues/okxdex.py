@@ -107,7 +107,8 @@ class OKXDex(OKX):
 
     def timers(self) -> Timers:
         # 30-second rule: ping after 20 s without a frame, pong within 8 s (okx.md §5.3).
-        return Timers(ping_interval_s=20.0, ping_when_idle=True, pong_timeout_s=8.0, notice_lead_s=30.0)
+        return Timers(ping_interval_s=20.0, ping_when_idle=True, pong_timeout_s=8.0, notice_lead_s=30.0,
+                      stream_silence_s=120.0)
 
     def plan(self, subs: Sequence[Subscription]) -> list[list[Subscription]]:
         """As few connections as possible: every connection counts once per channel it carries."""
