@@ -2,8 +2,9 @@
 
 Levels are kept as the venue's strings (exact); ordering uses ``float(price)``, which is
 monotonic for the decimal strings venues send. Each side is a dict price -> size plus a
-sorted list of prices, so a size change (the common delta) is one dict store, and an
-insert/delete is a bisect + list memmove (tiny for 50..400 levels). ``top(n)`` is a slice.
+sorted list of prices kept up to date lazily (see :class:`_Side`); ``top(n)`` is a slice.
+Measured on the benchmark's Bybit stream: 0.81 us/message with an always-sorted list,
+0.35 us with lazy ordering (and the same cost as before for a reader of every update).
 """
 
 from __future__ import annotations
@@ -22,18 +23,29 @@ def _is_zero(size: str) -> bool:
 
 
 class _Side:
-    __slots__ = ("levels", "prices", "keys", "descending")
+    """One side: exact levels in a dict, price order kept lazily.
+
+    A size change (the common delta) is one dict store. An insert or delete is a dict
+    operation plus a note in ``pending``; the sorted price list catches up only when someone
+    reads the order (``top``/``best``), with one bisect per changed price. A reader who looks
+    at every update pays what an always-sorted book costs; a writer nobody reads pays nothing
+    for ordering. ``pending`` is bounded: past ``2 * levels + 64`` notes the order is rebuilt.
+    """
+
+    __slots__ = ("levels", "_prices", "_keys", "descending", "pending")
 
     def __init__(self, descending: bool) -> None:
         self.levels: dict[str, str] = {}
-        self.prices: list[str] = []  # best first
-        self.keys: list[float] = []  # sort keys of ``prices``, ascending (bids negated)
+        self._prices: list[str] = []  # best first
+        self._keys: list[float] = []  # sort keys of ``_prices``, ascending (bids negated)
         self.descending = descending
+        self.pending: list[str] = []  # prices inserted or deleted since the order was synced
 
     def clear(self) -> None:
         self.levels.clear()
-        self.prices.clear()
-        self.keys.clear()
+        self._prices.clear()
+        self._keys.clear()
+        self.pending.clear()
 
     def load(self, levels: Iterable[Sequence[str]]) -> None:
         self.clear()
@@ -42,36 +54,61 @@ class _Side:
             size = level[1]
             if not _is_zero(size):
                 lv[level[0]] = size
+        self._rebuild()
+
+    def _rebuild(self) -> None:
         neg = self.descending
-        items = sorted(((-float(p) if neg else float(p)), p) for p in lv)
-        self.keys = [k for k, _ in items]
-        self.prices = [p for _, p in items]
+        items = sorted(((-float(p) if neg else float(p)), p) for p in self.levels)
+        self._keys = [k for k, _ in items]
+        self._prices = [p for _, p in items]
+        self.pending.clear()
 
     def apply(self, levels: Iterable[Sequence[str]]) -> None:
         lv = self.levels
         zeros = _ZEROS
+        pending = self.pending
         for level in levels:
             price = level[0]
             size = level[1]
             if size in zeros:
-                if lv.pop(price, None) is not None:
-                    key = -float(price) if self.descending else float(price)
-                    i = bisect_left(self.keys, key)
-                    # equal floats from different strings ("1.5" vs "1.50") cannot both be
-                    # present: venues use one spelling per price; still, match on the string.
-                    while self.prices[i] != price:
-                        i += 1
-                    del self.keys[i]
-                    del self.prices[i]
                 # deleting an unknown level is harmless (OKX documents it; Bybit window exits)
+                if lv.pop(price, None) is not None:
+                    pending.append(price)
             elif price in lv:
                 lv[price] = size
             else:
                 lv[price] = size
-                key = -float(price) if self.descending else float(price)
-                i = bisect_left(self.keys, key)
-                self.keys.insert(i, key)
-                self.prices.insert(i, price)
+                pending.append(price)
+        if len(pending) > 64 and len(pending) > 2 * len(lv):
+            self._rebuild()
+
+    @property
+    def prices(self) -> list[str]:
+        """Prices best first (brings the order up to date)."""
+        if self.pending:
+            self._sync()
+        return self._prices
+
+    def _sync(self) -> None:
+        lv = self.levels
+        keys = self._keys
+        prices = self._prices
+        neg = self.descending
+        for price in self.pending:
+            key = -float(price) if neg else float(price)
+            i = bisect_left(keys, key)
+            # equal floats from different spellings ("1.5"/"1.50") are told apart by the string
+            while i < len(keys) and keys[i] == key and prices[i] != price:
+                i += 1
+            listed = i < len(prices) and prices[i] == price
+            if price in lv:
+                if not listed:
+                    keys.insert(i, key)
+                    prices.insert(i, price)
+            elif listed:
+                del keys[i]
+                del prices[i]
+        self.pending.clear()
 
     def top(self, n: int) -> list[tuple[str, str]]:
         lv = self.levels
@@ -79,11 +116,12 @@ class _Side:
 
     def truncate(self, depth: int) -> None:
         """Drop levels beyond ``depth`` (venues that send no deletes for window exits)."""
-        if len(self.prices) > depth:
-            for p in self.prices[depth:]:
+        prices = self.prices
+        if len(prices) > depth:
+            for p in prices[depth:]:
                 del self.levels[p]
-            del self.prices[depth:]
-            del self.keys[depth:]
+            del prices[depth:]
+            del self._keys[depth:]
 
 
 class Book:
@@ -128,19 +166,21 @@ class Book:
 
     def best_bid(self) -> tuple[str, str] | None:
         s = self.bids_side
-        return (s.prices[0], s.levels[s.prices[0]]) if s.prices else None
+        p = s.prices
+        return (p[0], s.levels[p[0]]) if p else None
 
     def best_ask(self) -> tuple[str, str] | None:
         s = self.asks_side
-        return (s.prices[0], s.levels[s.prices[0]]) if s.prices else None
+        p = s.prices
+        return (p[0], s.levels[p[0]]) if p else None
 
     def top(self, n: int = 10) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         """Best ``n`` levels per side, best first, as exact (price, size) strings."""
         return self.bids_side.top(n), self.asks_side.top(n)
 
     def __len__(self) -> int:
-        return len(self.bids_side.prices) + len(self.asks_side.prices)
+        return len(self.bids_side.levels) + len(self.asks_side.levels)
 
     def __repr__(self) -> str:
         return (f"Book({self.venue}:{self.symbol} bid={self.best_bid()} ask={self.best_ask()} "
-                f"levels={len(self.bids_side.prices)}/{len(self.asks_side.prices)} valid={self.valid} seq={self.seq})")
+                f"levels={len(self.bids_side.levels)}/{len(self.asks_side.levels)} valid={self.valid} seq={self.seq})")

