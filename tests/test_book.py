@@ -57,3 +57,28 @@ def test_book_matches_a_naive_model(deltas):
     exp_b = sorted(model_b.items(), key=lambda kv: -Decimal(kv[0]))
     exp_a = sorted(model_a.items(), key=lambda kv: Decimal(kv[0]))
     assert b.top(1000) == (exp_b, exp_a)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(levels, levels, st.booleans()), min_size=1, max_size=40))
+def test_lazy_order_is_exact_whether_read_after_every_update_or_rarely(deltas):
+    b = Book()
+    model_b: dict[str, str] = {}
+    b.apply_snapshot([("25.0", "1")], [("125.0", "1")])
+    model_b["25.0"] = "1"
+    model_a = {"125.0": "1"}
+    for bids, asks, read in deltas:
+        bl = [(f"{p / 10:.1f}", s) for p, s in bids]
+        al = [(f"{p / 10 + 100:.1f}", s) for p, s in asks]
+        b.apply_delta(bl, al)
+        for side, lv in ((model_b, bl), (model_a, al)):
+            for p, s in lv:
+                side.pop(p, None) if Decimal(s) == 0 else side.__setitem__(p, s)
+        if read:
+            exp_b = sorted(model_b.items(), key=lambda kv: -Decimal(kv[0]))
+            exp_a = sorted(model_a.items(), key=lambda kv: Decimal(kv[0]))
+            assert b.top(3) == (exp_b[:3], exp_a[:3])
+            assert b.best_bid() == (exp_b[0] if exp_b else None)
+    exp_b = sorted(model_b.items(), key=lambda kv: -Decimal(kv[0]))
+    exp_a = sorted(model_a.items(), key=lambda kv: Decimal(kv[0]))
+    assert b.top(10_000) == (exp_b, exp_a)
