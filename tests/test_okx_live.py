@@ -220,3 +220,17 @@ async def test_dex_wrong_secret_is_fatal():
                     async for _ in feed:
                         pass
         assert sim.venue("okxdex").stats.connections_opened == 1
+
+
+async def test_close_4009_splits_the_streams_over_two_connections_instead_of_looping():
+    specs = ["okx:tickers:BTC-USDT", "okx:tickers:ETH-USDT", "okx:trades:BTC-USDT", "okx:trades:ETH-USDT"]
+    async with Simulator(venues=["okx"], seed=13) as sim:
+        async with tickwire.stream(*specs, endpoints=sim.endpoints, timers={"okx": FAST}, backoff_base_s=0.05) as feed:
+            await collect(feed, lambda es: any(isinstance(e, Trade) for e in es))
+            sim.venue("okx").inject("close-4009")
+            evs = await collect(feed, lambda es: sum(isinstance(e, Connected) for e in es) >= 2 and
+                                len({e.stream for e in es if isinstance(e, Trade)}) == 2, timeout=15)
+            conns = sim.venue("okx").stats.connections()
+    err = next(e for e in evs if isinstance(e, VenueError))
+    assert err.code == "4009" and "moved 2 streams" in err.msg
+    assert len(conns) == 2 and sorted(len(c["topics"]) for c in conns) == [2, 2]

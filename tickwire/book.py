@@ -67,6 +67,7 @@ class _Side:
         lv = self.levels
         zeros = _ZEROS
         pending = self.pending
+        changed = False
         for level in levels:
             price = level[0]
             size = level[1]
@@ -74,12 +75,14 @@ class _Side:
                 # deleting an unknown level is harmless (OKX documents it; Bybit window exits)
                 if lv.pop(price, None) is not None:
                     pending.append(price)
+                    changed = True
             elif price in lv:
                 lv[price] = size
             else:
                 lv[price] = size
                 pending.append(price)
-        if len(pending) > 64 and len(pending) > 2 * len(lv):
+                changed = True
+        if changed and len(pending) > 64 and len(pending) > 2 * len(lv):
             self._rebuild()
 
     @property

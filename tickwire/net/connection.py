@@ -231,6 +231,16 @@ class ManagedConnection:
                 self.transport = None
                 feed.connection_failed(self)
                 return
+            if self.venue.close_means_split(lst.close_code) and len(self.subs) > 1:
+                # Too many channels on this connection (OKX 4009): carry on with half of them
+                # here and move the other half to a new connection, instead of looping.
+                moved = list(self.subs.values())[len(self.subs) // 2:]
+                for sub in moved:
+                    self.subs.pop(sub.topic, None)
+                feed.split_off(self, moved)
+                events.append(session.error(lst.close_code, f"{self.venue.name} closed the connection for carrying "
+                                            f"too many channels ({lst.close_code}); moved {len(moved)} streams "
+                                            "to a new connection"))
             if time.monotonic() - started > opts.stable_after_s:
                 attempt = 0
             delay = backoff_delay(attempt, opts.backoff_base_s, opts.backoff_cap_s, self._rand.random())

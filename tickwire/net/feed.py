@@ -143,6 +143,10 @@ class Feed:
         conn.start()
         return conn
 
+    def split_off(self, conn: ManagedConnection, subs: list[Subscription]) -> None:
+        """Serve ``subs`` on a new connection of the same venue endpoint."""
+        self._add_connection(conn.venue, conn.endpoint, subs)
+
     async def _tick_loop(self) -> None:
         tick = self.options.tick_s
         while True:

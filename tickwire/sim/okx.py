@@ -117,6 +117,8 @@ ERR_MSG: dict[str, str] = {
 OKX_FAULTS: dict[str, FaultSpec] = dict(GENERIC_FAULTS)
 _GATEWAY_FAULTS = (
     FaultSpec("close-4004", "none", "close every connection now with 4004 'No data received in 30s.'"),
+    FaultSpec("close-4009", "none", "close every connection carrying more than one subscription with 4009 "
+              "(channels on this connection over the limit)"),
     FaultSpec("notice", "none", "send notice 64008 on every connection now, close each after notice_lead_s"),
 )
 OKX_FAULTS.update({s.name: s for s in _GATEWAY_FAULTS})
@@ -650,6 +652,10 @@ class OkxGatewaySim(VenueSim):
             for c in list(self.connections):
                 assert isinstance(c, OkxConnection)
                 self.close_4004(c)
+        elif f.name == "close-4009":
+            for c in list(self.connections):
+                if len(c.info().get("topics", ())) > 1:
+                    c.close(WSCloseCode(4009), b"Channels on this connection over the limit.")
         elif f.name == "notice":
             self.send_notice_all()
         else:

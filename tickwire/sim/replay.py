@@ -31,7 +31,9 @@ decodes offline, and gets the same market-data events.
 At a recorded disconnect the replay disconnects the client too (with the recorded close code
 when there was one), so it reconnects and is served the next recorded session of that
 connection. At the end of the recording the socket stays open (heartbeats still answered, BG
-Exchange still pinged) unless ``close_at_end``.
+Exchange still pinged), and a later client is served the recording again; with
+``close_at_end`` the socket is closed instead, and a session served to its end is not served
+again (a reconnecting client gets its acks and no data).
 
 The archive is indexed once (one pass, frames are not kept in memory); each served session
 reads and decompresses only the blocks that hold its lines.
@@ -610,6 +612,8 @@ class _VenueReplay(VenueSim):
             overlap = len(s.keys & req)
             if s.keys and not overlap:
                 continue
+            if s.served and self.server.close_at_end:
+                continue  # served to its end and closed: a reconnecting client gets acks, no rerun
             # the recorded connection with exactly these streams; one not being served, not
             # served yet (the next session after a recorded reconnect), then the earliest
             rank = (s.keys == req, s.busy == 0, s.served == 0, overlap, -s.start_ns)
@@ -664,6 +668,12 @@ class _VenueReplay(VenueSim):
                 self.frames_replayed += 1
                 self.server.frames_replayed += 1
             finished = True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # e.g. an archive file removed or damaged since it was indexed
+            self._internal_error(exc)
+            conn.close(WSCloseCode.INTERNAL_ERROR, b"replay failed")
+            return
         finally:
             s.busy -= 1
             if finished:
@@ -699,7 +709,8 @@ class ReplayServer:
 
     ``source``: archive files, a dataset directory or its ``raw/`` directory (or a list).
     ``speed``: 1 = recorded pace, 10 = ten times faster, 0 = as fast as the client reads.
-    ``close_at_end``: close each socket after its last frame (default: keep it open).
+    ``close_at_end``: close each socket after its last frame and serve each session once
+    (default: keep sockets open; later clients get the recording again).
     ``venues``: only these venues of the archive. ``faults``: generic simulator faults
     (``drop-every=5s``...). ``match_wait_s``: how long after a client's first subscribe to wait
     for the rest of its subscriptions before picking the recorded connection to serve.

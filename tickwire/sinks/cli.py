@@ -304,6 +304,13 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(EXIT_SPEC)
 
         async def main() -> None:
+            loop = asyncio.get_running_loop()
+            stop = asyncio.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, stop.set)
+                except (NotImplementedError, RuntimeError):  # pragma: no cover
+                    pass
             await server.start()
             sys.stdout.write(server.ready_line() + "\n")
             sys.stdout.flush()
@@ -311,13 +318,16 @@ def register(app: typer.Typer) -> None:
                 for line in server.describe():
                     typer.echo(line, err=True)
             t0 = time.monotonic()
+            waits = [loop.create_task(stop.wait())]
+            if close_at_end:
+                waits.append(loop.create_task(server.wait_done()))
             try:
-                if close_at_end:
-                    await server.wait_done()
-                    await asyncio.sleep(0.2)  # let the close frames go out
-                else:
-                    await asyncio.Event().wait()
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                if not stop.is_set():
+                    await asyncio.sleep(0.2)  # let the last close frames go out
             finally:
+                for w in waits:
+                    w.cancel()
                 await server.stop()
                 if not quiet:
                     typer.echo(f"replayed {server.frames_replayed:,} frames in {time.monotonic() - t0:.1f} s",

@@ -85,6 +85,10 @@ class Venue:
         """Why a venue close code means "do not reconnect" (None: reconnect with backoff)."""
         return None
 
+    def close_means_split(self, code: int | None) -> bool:
+        """The venue closed us for carrying too much: spread the streams over more connections."""
+        return False
+
     def decode_endpoint(self, market: str) -> str:
         """Which endpoint's dialect decodes recorded frames of ``market``."""
         return market or self.default_market

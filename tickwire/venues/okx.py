@@ -168,7 +168,12 @@ _PONG = b"pong"
 
 # Close codes (okx.md §1.3) after which reconnecting cannot help.
 FATAL_CLOSE = {4001: "login failed", 4003: "more than 100 API keys logged in on one connection",
-               4007: "API key updated or deleted"}
+               4007: "API key updated or deleted",
+               4008: "the account's total subscribed channels are over the venue's limit"}
+# 4009: this connection's channels are over the limit: split them over two connections.
+# 4004 (no data in 30 s), 4005 (write buffer full), 4006 (abnormal), 1009 (frame too big):
+# reconnect with backoff (1009 cannot happen by our doing: requests stay far under 64 KB).
+SPLIT_CLOSE = {4009}
 # Subscribe error codes that end the stream for good (no retry): it will never be served.
 FATAL_SUB_CODES = {"60008", "60011", "60013", "60018", "64000", "64001", "64002", "64003", "64004", "60012"}
 LOGIN_CODES = {"60004", "60005", "60006", "60007", "60009", "60024", "60026", "60031", "60032", "63999"}
@@ -278,6 +283,9 @@ class OKX(Venue):
 
     def close_is_fatal(self, code: int | None) -> str | None:
         return FATAL_CLOSE.get(code or 0)
+
+    def close_means_split(self, code: int | None) -> bool:
+        return code in SPLIT_CLOSE
 
     def new_session(self, endpoint: str, conn: str, options: SessionOptions) -> "OkxSession":
         return OkxSession(self, endpoint, conn, options)
@@ -406,9 +414,6 @@ class OkxSession(Session):
                 payload = zlib.decompress(bytes(payload), -zlib.MAX_WBITS)
             except zlib.error as e:
                 return [self.error("inflate", f"binary frame is not raw deflate: {e}", recv_ns=recv_ns)]
-        if len(payload) == 4 and bytes(payload) == _PONG:
-            self.pong_received(recv_ns)
-            return []
         if payload[:24] == _BOOK_PREFIX:
             try:
                 bm = _book_decoder.decode(payload)
@@ -417,7 +422,14 @@ class OkxSession(Session):
             else:
                 st = self.streams.get(arg_key(bm.arg))
                 if st is not None:
-                    return self._books(st, bm.action, bm.data, recv_ns)
+                    out: list[Event] = []
+                    st.last_rx_ns = recv_ns
+                    for d in bm.data:
+                        self._book(st, bm.action, d, recv_ns, out)
+                    return out
+        if payload == _PONG:
+            self.pong_received(recv_ns)
+            return []
         try:
             m = _msg_decoder.decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
