@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/tickwire tail --sim bybit.linear:orderbook.50:BTCUSDT bybit.spot:publicTrade:BTCUSDT --limit 20
+	$(BIN)/tickwire demo --duration 20
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider

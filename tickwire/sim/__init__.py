@@ -46,7 +46,7 @@ __all__ = [
     "parse_fault",
 ]
 
-_NOT_VENUES = {"common"}
+_NOT_VENUES = {"common", "replay"}
 
 
 def _load_venues() -> None:
