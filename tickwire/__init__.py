@@ -16,10 +16,17 @@ from tickwire.subscription import SpecError, Subscription, parse
 
 __version__ = "0.1.0"
 
+
+def query(sql: str, data: str = "./data"):  # type: ignore[no-untyped-def]
+    """Run SQL over a recorded dataset (DuckDB; one table per kind) -> pandas DataFrame."""
+    from tickwire.sinks.query import query as _query
+
+    return _query(sql, data=data)
+
 __all__ = [
     "Balance", "Book", "BookUpdate", "Candle", "ConnCount", "Connected", "DexCandle", "DexPrice",
     "DexSignal", "DexTrade", "Disconnected", "Event", "Feed", "FeedError", "FeedOptions", "Fill",
     "Funding", "Gap", "IndexPrice", "Liquidation", "MarkPrice", "Notice", "OpenInterest", "Order",
     "Overflow", "Position", "Resynced", "SpecError", "Subscription", "Ticker", "Trade", "VenueError",
-    "parse", "stream", "to_dict", "to_json",
+    "parse", "query", "stream", "to_dict", "to_json",
 ]
