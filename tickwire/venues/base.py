@@ -166,6 +166,21 @@ class Session:
     def add(self, subs: Iterable[Subscription]) -> None:
         """Subscribe more streams on this connection."""
 
+    def track(self, subs: Iterable[Subscription]) -> list[StreamState]:
+        """Create the state of streams not yet on this connection; returns the new ones."""
+        new = []
+        for s in subs:
+            if s.topic not in self.streams:
+                st = self.streams[s.topic] = StreamState(s)
+                if self.pushes_regularly(s):
+                    st.max_silence_ns = int(self.timers.stream_silence_s * 1e9)
+                new.append(st)
+        return new
+
+    def pushes_regularly(self, sub: Subscription) -> bool:
+        """Whether the venue promises updates on this stream even when nothing changes."""
+        return False
+
     def remove(self, subs: Iterable[Subscription]) -> None:
         """Unsubscribe streams on this connection."""
 

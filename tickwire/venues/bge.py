@@ -379,15 +379,12 @@ class BGESession(Session):
         else:
             self._subscribe(list(self.streams.values()))
 
+    def pushes_regularly(self, sub: Subscription) -> bool:
+        # Full books are pushed every 500 ms (bge.md), changed or not.
+        return sub.kind == "book"
+
     def add(self, subs: Iterable[Subscription]) -> None:
-        new = []
-        for s in subs:
-            if s.topic not in self.streams:
-                st = self.streams[s.topic] = StreamState(s)
-                if s.kind == "book":
-                    # Full books are pushed every 500 ms (bge.md): long silence means stuck.
-                    st.max_silence_ns = int(self.timers.stream_silence_s * 1e9)
-                new.append(st)
+        new = self.track(subs)
         if new and self.started_ns and (self.logged_in or not self.private):
             self._subscribe(new)
 

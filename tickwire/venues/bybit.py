@@ -235,17 +235,13 @@ class BybitSession(Session):
             self._request("subscribe", topics)
 
     def add(self, subs: Iterable[Subscription]) -> None:
-        new = []
-        for s in subs:
-            if s.topic not in self.streams:
-                st = self.streams[s.topic] = StreamState(s)
-                if s.channel == "orderbook.1":
-                    # Level 1 re-sends its snapshot every 3 s when nothing changes (bybit.md §7.1):
-                    # silence well beyond that means the stream is stuck.
-                    st.max_silence_ns = int(self.timers.stream_silence_s * 1e9)
-                new.append(s.topic)
+        new = [st.sub.topic for st in self.track(subs)]
         if new and self.started_ns:
             self._request("subscribe", new)
+
+    def pushes_regularly(self, sub: Subscription) -> bool:
+        # Level 1 re-sends its snapshot every 3 s when nothing changes (bybit.md §7.1).
+        return sub.channel == "orderbook.1"
 
     def remove(self, subs: Iterable[Subscription]) -> None:
         gone = [s.topic for s in subs if self.streams.pop(s.topic, None) is not None]

@@ -355,16 +355,13 @@ class OkxSession(Session):
         if topics:
             self._request("subscribe", topics)
 
+    def pushes_regularly(self, sub: Subscription) -> bool:
+        # Book channels push at least a keepalive (or the same snapshot) about every 60 s
+        # without change (okx.md §2.2).
+        return sub.kind == "book"
+
     def add(self, subs: Iterable[Subscription]) -> None:
-        new = []
-        for s in subs:
-            if s.topic not in self.streams:
-                st = self.streams[s.topic] = StreamState(s)
-                if s.kind == "book":
-                    # Book channels push at least a keepalive (or the same snapshot) about every
-                    # 60 s without change (okx.md §2.2); twice that in silence means stuck.
-                    st.max_silence_ns = int(self.timers.stream_silence_s * 1e9)
-                new.append(s.topic)
+        new = [st.sub.topic for st in self.track(subs)]
         if new and self.started_ns and (self.logged_in or not self.needs_login()):
             self._request("subscribe", new)
 
