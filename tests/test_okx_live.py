@@ -234,3 +234,25 @@ async def test_close_4009_splits_the_streams_over_two_connections_instead_of_loo
     err = next(e for e in evs if isinstance(e, VenueError))
     assert err.code == "4009" and "moved 2 streams" in err.msg
     assert len(conns) == 2 and sorted(len(c["topics"]) for c in conns) == [2, 2]
+
+
+def test_cli_tail_sim_dex_logs_in_with_the_sim_key_and_a_wrong_secret_exits_nonzero():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    specs = [f"okxdex:price:1/{USDT}", f"okxdex:dex-token-candle1m:1/{USDT}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKWIRE_OKXDEX_")}
+    r = subprocess.run([sys.executable, "-m", "tickwire.cli", "tail", "--sim", *specs, "--no-status", "--limit", "4"],
+                       capture_output=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    types = {json.loads(x)["type"] for x in r.stdout.splitlines()}
+    assert types == {"DexPrice", "DexCandle"} or types <= {"DexPrice", "DexCandle"} and "DexPrice" in types
+    env.update(TICKWIRE_OKXDEX_API_KEY="sim-key", TICKWIRE_OKXDEX_SECRET="a-wrong-secret",
+               TICKWIRE_OKXDEX_PASSPHRASE="sim-passphrase")
+    r = subprocess.run([sys.executable, "-m", "tickwire.cli", "tail", "--sim", *specs, "--limit", "50"],
+                       capture_output=True, timeout=60, env=env)
+    assert r.returncode == 3
+    assert b"login refused: 60007" in r.stderr and b"a-wrong-secret" not in r.stdout + r.stderr
+    assert r.stdout.count(b'"Connected"') == 1  # no retry loop

@@ -25,6 +25,11 @@ class Credentials:
     __str__ = __repr__
 
 
+# The key every simulator accepts (`tickwire sim`); used by `stream(sim=True)` when no
+# credentials are configured. Not a secret.
+SIM_TEST_KEY = Credentials(api_key="sim-key", secret="sim-secret", passphrase="sim-passphrase")
+
+
 def redact(value: str) -> str:
     """``abcd…wxyz``-style hint for keys (enough to tell two keys apart), ``***`` if short."""
     return f"{value[:3]}…{value[-2:]}" if len(value) >= 12 else "***"

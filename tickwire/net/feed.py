@@ -234,7 +234,7 @@ class Feed:
         """A connection stopped for good (fatal venue error). If all did, end the feed."""
         if all(c.fatal is not None for c in self.connections):
             err = conn.fatal
-            self._error = FeedError(f"{err.venue}: {err.msg} (code {err.code})" if err else "all connections failed")
+            self._error = FeedError(f"{err.msg} (venue code {err.code})" if err else "all connections failed")
             self._wake()
 
     def _wake(self) -> None:
@@ -348,6 +348,13 @@ class stream:
             await self.simulator.start()
             for v, url in self.simulator.endpoints.items():
                 feed.options.endpoints.setdefault(v, url)
+            # Logged-in venues use the simulator's test key unless credentials were given
+            # (explicitly or in the environment), so `tail --sim okxdex:...` just works.
+            from tickwire.credentials import SIM_TEST_KEY, resolve
+
+            for v in venues:
+                if resolve(v, feed.options.credentials) is None:
+                    feed.options.credentials[v] = SIM_TEST_KEY
         self.feed = feed
         await feed.start()
         return feed
