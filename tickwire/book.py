@@ -29,7 +29,7 @@ class _Side:
     operation plus a note in ``pending``; the sorted price list catches up only when someone
     reads the order (``top``/``best``), with one bisect per changed price. A reader who looks
     at every update pays what an always-sorted book costs; a writer nobody reads pays nothing
-    for ordering. ``pending`` is bounded: past ``2 * levels + 64`` notes the order is rebuilt.
+    for ordering. ``pending`` is bounded: past ``4 * levels + 256`` notes the order is rebuilt.
     """
 
     __slots__ = ("levels", "_prices", "_keys", "descending", "pending")
@@ -82,8 +82,8 @@ class _Side:
                 lv[price] = size
                 pending.append(price)
                 changed = True
-        if changed and len(pending) > 64 and len(pending) > 2 * len(lv):
-            self._rebuild()
+        if changed and len(pending) > 256 + 4 * len(lv):
+            self._rebuild()  # nobody reads the order: keep the note list bounded (amortized O(log n))
 
     @property
     def prices(self) -> list[str]:

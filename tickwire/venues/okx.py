@@ -417,11 +417,31 @@ class OkxSession(Session):
             except (msgspec.DecodeError, msgspec.ValidationError):
                 pass
             else:
-                st = self.streams.get(arg_key(bm.arg))
+                a = bm.arg
+                st = self.streams.get(f"{a.channel}:{a.instId}" if a.instId and not a.instType else arg_key(a))
                 if st is not None:
-                    out: list[Event] = []
                     st.last_rx_ns = recv_ns
-                    for d in bm.data:
+                    data = bm.data
+                    if len(data) == 1:
+                        d = data[0]
+                        prev = d.prevSeqId
+                        seq = d.seqId
+                        if prev == st.last_seq and st.synced and bm.action == "update" and seq is not None \
+                                and seq != prev and not d.checksum:
+                            # The hot path: the next update of an intact book (no legacy checksum).
+                            book = st.book
+                            book.bids_side.apply(d.bids)  # type: ignore[union-attr]
+                            book.asks_side.apply(d.asks)  # type: ignore[union-attr]
+                            book.seq = seq  # type: ignore[union-attr]
+                            exch_ns = int(d.ts) * 1_000_000
+                            book.exch_ns = exch_ns  # type: ignore[union-attr]
+                            st.last_seq = seq
+                            sub = st.sub
+                            return [BookUpdate(venue="okx", market=sub.market, symbol=sub.symbol, stream=sub.spec,
+                                               exch_ns=exch_ns, recv_ns=recv_ns, bids=d.bids, asks=d.asks,
+                                               snapshot=False, seq=seq, prev_seq=prev, book=book)]
+                    out: list[Event] = []
+                    for d in data:
                         self._book(st, bm.action, d, recv_ns, out)
                     return out
         if payload == _PONG:
@@ -638,20 +658,6 @@ class OkxSession(Session):
         book = st.book
         seq = d.seqId
         prev = d.prevSeqId
-        if prev == st.last_seq and seq is not None and action == "update" and st.synced and not d.checksum \
-                and seq != prev:
-            # The hot path: the next update of an intact book (no legacy checksum to verify).
-            book.bids_side.apply(d.bids)  # type: ignore[union-attr]
-            book.asks_side.apply(d.asks)  # type: ignore[union-attr]
-            book.seq = seq  # type: ignore[union-attr]
-            exch_ns = int(d.ts) * 1_000_000
-            book.exch_ns = exch_ns  # type: ignore[union-attr]
-            st.last_seq = seq
-            sub = st.sub
-            out.append(BookUpdate(venue="okx", market=sub.market, symbol=sub.symbol, stream=sub.spec,
-                                  exch_ns=exch_ns, recv_ns=recv_ns, bids=d.bids, asks=d.asks, snapshot=False,
-                                  seq=seq, prev_seq=prev, book=book))
-            return
         assert book is not None
         exch_ns = _ms(d.ts)
         if st.sub.channel in SNAPSHOT_ONLY or action == "snapshot" or prev == -1:
