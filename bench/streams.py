@@ -310,10 +310,13 @@ def _levels2(items: list[tuple[int, int]], fpx: Callable[[int], str], fsz: Calla
 # generators
 
 
-def bybit_orderbook(n_deltas: int, seed: int = 1) -> Stream:
-    """Bybit linear ``orderbook.50.BTCUSDT``: snapshot + `n_deltas` deltas."""
+def bybit_orderbook(n_deltas: int, seed: int = 1, symbol: str = BYBIT_SYMBOL, depth: int = 50) -> Stream:
+    """Bybit linear ``orderbook.{depth}.{symbol}``: snapshot + `n_deltas` deltas.
+
+    The defaults (``orderbook.50.BTCUSDT``) are the throughput stream; the latency and scale
+    suites use other symbols (one seed each) and the 200-level depth.
+    """
     rng = random.Random(seed)
-    depth = 50
 
     def new_size() -> int:
         return int(rng.expovariate(1 / 600)) + 1
@@ -322,8 +325,9 @@ def bybit_orderbook(n_deltas: int, seed: int = 1) -> Stream:
     u = rng.randint(10_000_000, 90_000_000)
     seq = rng.randint(10**9, 9 * 10**9)
     frames: list[bytes] = []
-    head = '{"topic":"' + BYBIT_BOOK_TOPIC + '","type":"'
-    sym = '"data":{"s":"' + BYBIT_SYMBOL + '","b":'
+    topic = f"orderbook.{depth}.{symbol}"
+    head = '{"topic":"' + topic + '","type":"'
+    sym = '"data":{"s":"' + symbol + '","b":'
 
     def frame(kind: str, i: int, bids: str, asks: str) -> bytes:
         ts = TS0 + i
@@ -342,17 +346,16 @@ def bybit_orderbook(n_deltas: int, seed: int = 1) -> Stream:
         a = sorted(ca.items())
         frames.append(frame("delta", i, _levels2(b, _bybit_px, _bybit_sz), _levels2(a, _bybit_px, _bybit_sz)))
     return Stream(
-        key="bybit", venue="bybit", kind="book", title="Bybit orderbook.50 BTCUSDT",
+        key="bybit", venue="bybit", kind="book", title=f"Bybit orderbook.{depth} {symbol}",
         paths=BYBIT_PATHS, frames=frames, depth=depth, n_deltas=n_deltas, seed=seed,
         expected_bids={_bybit_px(t): _bybit_sz(book.bsz[t]) for t in book.bids},
         expected_asks={_bybit_px(t): _bybit_sz(book.asz[t]) for t in book.asks},
     )
 
 
-def okx_books(n_deltas: int, seed: int = 2) -> Stream:
-    """OKX ``books`` ``BTC-USDT``: 400-level snapshot + `n_deltas` updates on a seqId chain."""
+def okx_books(n_deltas: int, seed: int = 2, inst: str = OKX_INST, depth: int = 400) -> Stream:
+    """OKX ``books`` ``{inst}``: 400-level snapshot + `n_deltas` updates on a seqId chain."""
     rng = random.Random(seed)
-    depth = 400
 
     def new_size() -> int:
         # mostly small fractional BTC amounts at 1e-8 resolution, some round lots
@@ -374,7 +377,7 @@ def okx_books(n_deltas: int, seed: int = 2) -> Stream:
                 parts.append(f'["{_okx_px(p)}","0","0","0"]')
         return "[" + ",".join(parts) + "]"
 
-    head = '{"arg":{"channel":"books","instId":"' + OKX_INST + '"},"action":"'
+    head = '{"arg":{"channel":"books","instId":"' + inst + '"},"action":"'
     frames: list[bytes] = []
     seq = rng.randint(10**10, 9 * 10**10)
     asks = [(t, book.asz[t]) for t in book.asks]
@@ -390,7 +393,7 @@ def okx_books(n_deltas: int, seed: int = 2) -> Stream:
         frames.append((f'{head}update","data":[{{"asks":{lv(a)},"bids":{lv(b)},"ts":"{TS0 + i}",'
                        f'"checksum":0,"prevSeqId":{prev},"seqId":{seq}}}]}}').encode())
     return Stream(
-        key="okx", venue="okx", kind="book", title="OKX books BTC-USDT",
+        key="okx", venue="okx", kind="book", title=f"OKX books {inst}",
         paths=OKX_PATHS, frames=frames, depth=depth, n_deltas=n_deltas, seed=seed,
         expected_bids={_okx_px(t): _okx_sz(book.bsz[t]) for t in book.bids},
         expected_asks={_okx_px(t): _okx_sz(book.asz[t]) for t in book.asks},

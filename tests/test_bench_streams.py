@@ -180,3 +180,70 @@ async def test_server_paths_acks_and_pings() -> None:
             await wait_for(listener, lambda: listener.texts[-1] == b"pong")
         finally:
             transport.disconnect()
+
+
+# -- the latency / scale / record suites' plumbing --------------------------------------------
+
+
+def test_symbol_and_depth_parameters() -> None:
+    s = streams.bybit_orderbook(50, seed=21, symbol="B0001USDT", depth=200)
+    first = json.loads(s.frames[0])
+    assert first["topic"] == "orderbook.200.B0001USDT" and first["data"]["s"] == "B0001USDT"
+    assert len(first["data"]["b"]) == len(first["data"]["a"]) == 200
+    assert streams.replay_book(s) == (s.expected_bids, s.expected_asks)
+    o = streams.okx_books(20, seed=22, inst="D0001-USDT")
+    assert json.loads(o.frames[1])["arg"] == {"channel": "books", "instId": "D0001-USDT"}
+    # the throughput streams are unchanged by the new parameters
+    assert streams.bybit_orderbook(30).frames == streams.bybit_orderbook(30, 1, "BTCUSDT", 50).frames
+
+
+def test_pacer_schedule() -> None:
+    from bench.pacer import make_books
+
+    spread = make_books(4, rate=400, seconds=1, mode="spread")
+    assert spread.rounds == 100 and spread.total == 400 and spread.owner_idx[:6] == [0, 1, 2, 3, 0, 1]
+    assert [spread.due_ns(i) for i in range(5)] == [0, 2_500_000, 5_000_000, 7_500_000, 10_000_000]
+    burst = make_books(4, rate=400, seconds=1, mode="burst")
+    assert [burst.due_ns(i) for i in range(6)] == [0, 0, 0, 0, 10_000_000, 10_000_000]
+    # per book: that book's deltas in order, after its snapshot
+    b1 = [json.loads(f[f.index(b"{"):]) for f, k in zip(spread.frames, spread.owner_idx) if k == 1]
+    assert [m["ts"] for m in b1[:3]] == [streams.TS0 + 1, streams.TS0 + 2, streams.TS0 + 3]
+    assert all(m["topic"] == "orderbook.50." + spread.symbols[1] for m in b1)
+
+
+def test_percentiles() -> None:
+    from bench.common import percentiles
+
+    p = percentiles(list(range(1000, 0, -1)))
+    assert p["n"] == 1000 and p["p50"] == 500 and p["p99"] == 990 and p["p99.9"] == 999 and p["max"] == 1000
+
+
+def test_results_sections_are_independent(tmp_path: Path) -> None:
+    from bench import results
+
+    out = tmp_path / "RESULTS.md"
+    results.update(out, "latency", "## Latency\n\nfirst\n")
+    results.update(out, "record", "## Recording\n\nrec\n")
+    results.update(out, "latency", "## Latency\n\nsecond\n")
+    text = out.read_text()
+    assert "second" in text and "first" not in text and "rec" in text
+    assert text.count("<!-- bench:latency -->") == 1 and "Not run yet" in text  # throughput, scale
+    assert text.index("bench:latency") < text.index("bench:record") < text.index("## Machine")
+
+
+def test_paced_server_with_floor_latency_client() -> None:
+    from bench.clients.latency import floor_run
+    from bench.pacer import PacedServerProcess, make_books
+
+    plan = make_books(5, rate=2000, seconds=0.5, mode="spread")
+    with PacedServerProcess(plan) as srv:
+        res = floor_run(srv.base, plan.specs, plan.total, warm=100, timeout=20)
+        import time
+
+        deadline = time.monotonic() + 5  # the server counts a write just after making it
+        while srv.stats()["sent"] < plan.total and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stats = srv.stats()
+    assert res["books"] == 5 and res["msgs"] == plan.total - 100
+    assert res["lat_ns"]["n"] == plan.total - 100 and res["lat_ns"]["p50"] > 0
+    assert stats["sent"] == plan.total and stats["runs"] == 1
