@@ -15,9 +15,7 @@ package are discovered and imported automatically, so adding ``okx.py`` is enoug
 
 from __future__ import annotations
 
-import asyncio
 import importlib
-import json
 import pkgutil
 from typing import Any, Mapping, Sequence
 
@@ -25,6 +23,7 @@ from .common import (
     VENUE_SIMS,
     Fault,
     FaultSpec,
+    ServerGroup,
     SimOptions,
     SimStats,
     VenueSim,
@@ -59,7 +58,7 @@ def _load_venues() -> None:
 _load_venues()
 
 
-class Simulator:
+class Simulator(ServerGroup):
     """Several venue simulators started and stopped together.
 
     ``faults`` apply to every venue that supports them; prefix one with ``"<venue>:"`` to target
@@ -109,56 +108,5 @@ class Simulator:
         }
         self._started = False
 
-    async def start(self) -> "Simulator":
-        if self._started:
-            return self
-        started: list[VenueSim] = []
-        try:
-            for i, sim in enumerate(self.venues.values()):
-                await sim.start(self.host, self.port + i if self.port else 0)
-                started.append(sim)
-        except BaseException:
-            for sim in started:
-                await sim.stop()
-            raise
-        self._started = True
-        return self
-
-    async def stop(self) -> None:
-        if not self._started:
-            return
-        self._started = False
-        for sim in self.venues.values():
-            await sim.stop()
-
-    async def __aenter__(self) -> "Simulator":
-        return await self.start()
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.stop()
-
-    async def serve_forever(self) -> None:
-        """Start (if needed) and run until cancelled, then stop."""
-        await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await asyncio.shield(self.stop())
-
     def venue(self, name: str) -> VenueSim:
         return self.venues[name]
-
-    @property
-    def endpoints(self) -> dict[str, str]:
-        """Base URL per venue, e.g. ``{"bybit": "ws://127.0.0.1:PORT"}``."""
-        return {name: sim.url for name, sim in self.venues.items()}
-
-    def ready_line(self) -> str:
-        """One JSON line announcing the endpoints (printed by ``tickwire sim``)."""
-        return json.dumps(
-            {
-                "event": "ready",
-                "venues": {name: {"url": sim.url, "paths": list(sim.paths)} for name, sim in self.venues.items()},
-            },
-            separators=(",", ":"),
-        )

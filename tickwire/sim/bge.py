@@ -59,6 +59,7 @@ from .common import (
     GENERIC_FAULTS,
     Cadence,
     Candle,
+    CandleBuilder,
     Fault,
     FaultSpec,
     Market,
@@ -66,9 +67,9 @@ from .common import (
     SimOptions,
     Stream,
     SymbolSpec,
-    Trade,
     VenueSim,
     _format_units,
+    market_fold,
     now_ms,
     register_venue,
 )
@@ -315,11 +316,17 @@ def candle_bounds(interval: str, t_s: int, tz: int = 0, period_s: float | None =
 
 
 class BgeCandle(Candle):
+    """A candle that also counts its prints."""
+
     __slots__ = ("count",)
 
     def __init__(self, start: int, end: int, price: int):
         super().__init__(start, end, price)
         self.count = 0
+
+    def add(self, price: int, size: int, notional: float, ts: int) -> None:
+        super().add(price, size, notional, ts)
+        self.count += 1
 
 
 class BgeConnection(SimConnection):
@@ -426,8 +433,7 @@ class CandleStream(BgeStream):
         self.market = sim.market(product)
         self.spec = self.market.spec
         self.interval = interval
-        self.candle: BgeCandle | None = None
-        self.closed: list[BgeCandle] = []
+        self.candles = CandleBuilder(self._bounds, market_fold(self.spec), make=BgeCandle)
 
     def _bounds(self, t_ms: int) -> tuple[int, int]:
         o = self.bsim.opts
@@ -437,38 +443,11 @@ class CandleStream(BgeStream):
     def activate(self) -> None:
         m = self.market
         m.sync(None, self.bsim.opts.speed)
-        s, e = self._bounds(now_ms())
-        self.candle = BgeCandle(s, e, m.last_price)
-        self.closed = []
-        m.trade_listeners.append(self._on_trade)
+        self.candles.start(m.trade_listeners, m.last_price)
 
     def deactivate(self) -> None:
         super().deactivate()
-        try:
-            self.market.trade_listeners.remove(self._on_trade)
-        except ValueError:
-            pass
-
-    def _roll(self, t_ms: int) -> None:
-        c = self.candle
-        assert c is not None
-        c.closed = True
-        self.closed.append(c)
-        s, e = self._bounds(t_ms)
-        self.candle = BgeCandle(s, e, c.close)
-
-    def _on_trade(self, t: Trade) -> None:
-        c = self.candle
-        if c is None:
-            return
-        if t.ts_ms > c.end:
-            self._roll(t.ts_ms)
-            c = self.candle
-        elif t.ts_ms < c.start:
-            return
-        spec = self.spec
-        c.add(t.price, t.size, spec.qty_float(t.size) * spec.price_float(t.price), t.ts_ms)  # type: ignore[union-attr]
-        c.count += 1  # type: ignore[union-attr]
+        self.candles.stop()
 
     def _frame(self, c: BgeCandle) -> bytes:
         fp, fq = self.spec.fp, self.spec.fq
@@ -481,14 +460,10 @@ class CandleStream(BgeStream):
 
     def tick(self) -> None:
         self.market.sync(None, self.bsim.opts.speed)
-        now = now_ms()
-        if self.candle is not None and now > self.candle.end:
-            self._roll(now)
-        for c in self.closed:
+        for c in self.candles.due(now_ms()):
             self.emit(self._frame(c))
-        self.closed = []
-        if self.candle is not None:
-            self.emit(self._frame(self.candle))
+        if self.candles.current is not None:
+            self.emit(self._frame(self.candles.current))
 
 
 class FillsStream(BgeStream):

@@ -45,8 +45,9 @@ import msgspec
 
 from .common import (
     GENERIC_FAULTS,
-    Candle,
     Cadence,
+    Candle,
+    CandleBuilder,
     Fault,
     FaultSpec,
     Market,
@@ -58,6 +59,8 @@ from .common import (
     VenueSim,
     _format_units,
     diff_window,
+    fixed_period_bounds,
+    market_fold,
     now_ms,
     parse_duration,
     register_venue,
@@ -217,9 +220,7 @@ def _fmt_float(x: float, decimals: int) -> str:
 def _period_bounds(interval: str, t_ms: int, override_s: float | None) -> tuple[int, int]:
     """Candle [start, end] (end inclusive, ms) containing ``t_ms``."""
     if override_s:
-        p = max(1, int(override_s * 1000))
-        start = t_ms - t_ms % p
-        return start, start + p - 1
+        return fixed_period_bounds(t_ms, override_s)
     if interval == "M":
         d = datetime.fromtimestamp(t_ms / 1000, tz=timezone.utc)
         start = calendar.timegm((d.year, d.month, 1, 0, 0, 0)) * 1000
@@ -229,6 +230,38 @@ def _period_bounds(interval: str, t_ms: int, override_s: float | None) -> tuple[
     offset = 4 * 86_400_000 if interval == "W" else 0  # weeks start on Monday 00:00 UTC
     start = t_ms - (t_ms - offset) % p
     return start, start + p - 1
+
+
+def response(category: str, conn_id: str, op: str, success: bool, ret_msg: str, req_id: Any) -> dict[str, Any]:
+    """The success/failure envelope of ``op`` on an endpoint family (``category``: ``spot``,
+    ``linear``, ``inverse``, ``option`` or ``private``); the replay server answers with it too."""
+    if category == "private":
+        d: dict[str, Any] = {}
+        if req_id is not None:
+            d["req_id"] = req_id
+        d.update(success=success, ret_msg=ret_msg, op=op, conn_id=conn_id)
+        return d
+    if category == "spot":
+        d = {"success": success, "ret_msg": ret_msg, "conn_id": conn_id}
+        if req_id is not None:
+            d["req_id"] = req_id
+        d["op"] = op
+        return d
+    return {"success": success, "ret_msg": ret_msg, "conn_id": conn_id,
+            "req_id": "" if req_id is None else req_id, "op": op}
+
+
+def pong(category: str, conn_id: str, req_id: Any) -> dict[str, Any]:
+    """The answer to ``{"op":"ping"}`` on an endpoint family."""
+    if category == "option":
+        return {"args": [str(now_ms())], "op": "pong"}
+    if category == "private":
+        d: dict[str, Any] = {}
+        if req_id is not None:
+            d["req_id"] = req_id
+        d.update(op="pong", args=[str(now_ms())], conn_id=conn_id)
+        return d
+    return response(category, conn_id, "ping", True, "pong", req_id)
 
 
 class BybitConnection(SimConnection):
@@ -600,8 +633,7 @@ class KlineStream(Stream):
         self.market = market
         self.spec = market.spec
         self.interval = interval
-        self.candle: Candle | None = None
-        self.closed: list[Candle] = []
+        self.candles = CandleBuilder(self._bounds, market_fold(market.spec))
 
     def _bounds(self, t: int) -> tuple[int, int]:
         return _period_bounds(self.interval, t, self.bsim.opts.kline_period_s)
@@ -609,36 +641,10 @@ class KlineStream(Stream):
     def activate(self) -> None:
         m = self.market
         m.sync(None, self.bsim.opts.speed)
-        s, e = self._bounds(now_ms())
-        self.candle = Candle(s, e, m.last_price)
-        self.closed = []
-        m.trade_listeners.append(self._on_trade)
+        self.candles.start(m.trade_listeners, m.last_price)
 
     def deactivate(self) -> None:
-        try:
-            self.market.trade_listeners.remove(self._on_trade)
-        except ValueError:
-            pass
-
-    def _roll(self, t: int) -> None:
-        c = self.candle
-        assert c is not None
-        c.closed = True
-        self.closed.append(c)
-        s, e = self._bounds(t)
-        self.candle = Candle(s, e, c.close)
-
-    def _on_trade(self, t: Trade) -> None:
-        c = self.candle
-        if c is None:
-            return
-        if t.ts_ms > c.end:
-            self._roll(t.ts_ms)
-            c = self.candle
-        elif t.ts_ms < c.start:
-            return  # a print older than the current candle (it closed already)
-        spec = self.spec
-        c.add(t.price, t.size, spec.qty_float(t.size) * spec.price_float(t.price), t.ts_ms)  # type: ignore[union-attr]
+        self.candles.stop()
 
     def _item(self, c: Candle) -> dict[str, Any]:
         fp, fq = self.spec.fp, self.spec.fq
@@ -648,15 +654,13 @@ class KlineStream(Stream):
 
     def tick(self) -> None:
         self.market.sync(None, self.bsim.opts.speed)
-        now = now_ms()
-        if self.candle is not None and now > self.candle.end:
-            self._roll(now)
+        closed = self.candles.due(now_ms())
         ts = now_ms()
-        for c in self.closed:
+        for c in closed:
             self.publish(_encode({"topic": self.topic, "data": [self._item(c)], "ts": ts, "type": "snapshot"}))
-        self.closed = []
-        if self.candle is not None:
-            self.publish(_encode({"topic": self.topic, "data": [self._item(self.candle)], "ts": ts, "type": "snapshot"}))
+        c = self.candles.current
+        if c is not None:
+            self.publish(_encode({"topic": self.topic, "data": [self._item(c)], "ts": ts, "type": "snapshot"}))
 
 
 class LiquidationStream(Stream):
@@ -831,21 +835,7 @@ class BybitSim(VenueSim):
 
     def _resp(self, conn: BybitConnection, op: str, success: bool, ret_msg: str, req_id: Any) -> dict[str, Any]:
         """The success/failure envelope of ``op`` on this connection's endpoint family."""
-        cat = conn.category
-        if cat == "private":
-            d: dict[str, Any] = {}
-            if req_id is not None:
-                d["req_id"] = req_id
-            d.update(success=success, ret_msg=ret_msg, op=op, conn_id=conn.conn_id)
-            return d
-        if cat == "spot":
-            d = {"success": success, "ret_msg": ret_msg, "conn_id": conn.conn_id}
-            if req_id is not None:
-                d["req_id"] = req_id
-            d["op"] = op
-            return d
-        return {"success": success, "ret_msg": ret_msg, "conn_id": conn.conn_id,
-                "req_id": "" if req_id is None else req_id, "op": op}
+        return response(conn.category, conn.conn_id, op, success, ret_msg, req_id)
 
     def _error(self, conn: BybitConnection, op: str, ret_msg: str, req_id: Any) -> None:
         self._send(conn, self._resp(conn, op, False, ret_msg, req_id), error=True)
@@ -890,17 +880,7 @@ class BybitSim(VenueSim):
     def _ping(self, conn: BybitConnection, req_id: Any) -> None:
         self.stats.pings += 1
         conn.last_ping = time.monotonic()
-        cat = conn.category
-        if cat == "option":
-            obj: dict[str, Any] = {"args": [str(now_ms())], "op": "pong"}
-        elif cat == "private":
-            obj = {}
-            if req_id is not None:
-                obj["req_id"] = req_id
-            obj.update(op="pong", args=[str(now_ms())], conn_id=conn.conn_id)
-        else:
-            obj = self._resp(conn, "ping", True, "pong", req_id)
-        self._send(conn, obj)
+        self._send(conn, pong(conn.category, conn.conn_id, req_id))
         self._log(conn, "ping", 0, True)
 
     def _auth(self, conn: BybitConnection, args: Any, req_id: Any) -> None:

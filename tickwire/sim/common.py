@@ -9,13 +9,16 @@ Everything here is reused by every venue simulator (``tickwire/sim/<venue>.py``)
 * :class:`SlidingWindowCounter`, a per-key sliding-window connection counter;
 * a deterministic synthetic market: :class:`SymbolSpec` (tick/lot sizes and exact decimal
   formatting), :class:`BookSide`, :class:`Market` (seeded random walk, an L2 book with trades,
-  24h statistics) and :class:`Candle`;
+  24h statistics), :class:`Candle` and :class:`CandleBuilder` (candles of one period built
+  from a feed of prints: bounds, roll and close, listener registration);
 * the server framework: :class:`VenueSim` (picows server lifecycle, handshake routing and
   refusal, connection registry, generic faults, idle sweepers), :class:`SimConnection`
   (one WebSocket connection, send helpers, stall/drop, per-connection periodic tasks),
   :class:`Stream` (one topic shared by all its subscribers: the frame is encoded once and the
   same bytes fan out to every subscribed connection) and :class:`Cadence` (one timer per push
-  interval that drives every active stream with that interval).
+  interval that drives every active stream with that interval);
+* :class:`ServerGroup`, several venue servers started and stopped together (the lifecycle of
+  :class:`tickwire.sim.Simulator` and of the replay server).
 
 No venue protocol knowledge lives here: envelopes, topic names and error strings belong to the
 venue modules.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import random
 import re
@@ -32,7 +36,7 @@ import time
 from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Self, Sequence
 
 from picows import (
     WSCloseCode,
@@ -50,11 +54,13 @@ log = logging.getLogger("tickwire.sim")
 __all__ = [
     "Cadence",
     "Candle",
+    "CandleBuilder",
     "Fault",
     "FaultSpec",
     "GENERIC_FAULTS",
     "Market",
     "BookSide",
+    "ServerGroup",
     "SimConnection",
     "SimOptions",
     "SimStats",
@@ -65,7 +71,9 @@ __all__ = [
     "VENUE_SIMS",
     "VenueSim",
     "diff_window",
+    "fixed_period_bounds",
     "known_faults",
+    "market_fold",
     "now_ms",
     "parse_duration",
     "parse_fault",
@@ -483,6 +491,98 @@ class Candle:
         self.volume += size
         self.turnover += notional
         self.last_ts = ts
+
+
+def fixed_period_bounds(t_ms: int, period_s: float) -> tuple[int, int]:
+    """``[start, end]`` (ms, end inclusive) of the ``period_s`` long candle holding ``t_ms``.
+
+    The candle-period override the venue simulators offer so tests see candles close quickly.
+    """
+    p = max(1, int(period_s * 1000))
+    start = t_ms - t_ms % p
+    return start, start + p - 1
+
+
+def market_fold(spec: SymbolSpec) -> Callable[[Candle, Trade], None]:
+    """A :class:`CandleBuilder` fold for a :class:`Market`'s prints: OHLCV in units, turnover
+    as quantity x price."""
+
+    def fold(c: Candle, t: Trade) -> None:
+        c.add(t.price, t.size, spec.qty_float(t.size) * spec.price_float(t.price), t.ts_ms)
+
+    return fold
+
+
+def _trade_ts(t: Trade) -> int:
+    return t.ts_ms
+
+
+class CandleBuilder:
+    """Candles of one period built from a feed of prints (the venue-neutral part of a candle
+    channel; the venue keeps its period rules and its wire format).
+
+    The venue gives ``bounds(t_ms) -> (start, end)`` (ms, end inclusive) of the candle holding a
+    time, ``fold(candle, trade)`` to add one print to a candle, ``make(start, end, open)`` to
+    create a candle (:class:`Candle` by default) and ``ts(trade)``, the time of a print in ms
+    (``None``: the print does not count in candles).
+
+    Between :meth:`start` and :meth:`stop` the builder listens to a trade source. It keeps the
+    open candle in :attr:`current`; when a print or the clock (:meth:`due`) passes its end, the
+    candle is closed (``closed = True``), queued, and the next one opens at its close price. A
+    print older than the open candle is ignored: its candle was closed already.
+    """
+
+    def __init__(self, bounds: Callable[[int], tuple[int, int]], fold: Callable[[Any, Any], None], *,
+                 make: Callable[[int, int, Any], Any] = Candle, ts: Callable[[Any], int | None] = _trade_ts):
+        self.bounds = bounds
+        self.fold = fold
+        self.make = make
+        self.ts = ts
+        self.current: Any = None
+        self.closed: list[Any] = []
+        self._source: list[Callable[[Any], None]] | None = None
+
+    def start(self, source: list[Callable[[Any], None]], price: Any) -> None:
+        """Open the candle of now at ``price`` and listen to ``source`` (a list of trade listeners)."""
+        s, e = self.bounds(now_ms())
+        self.current = self.make(s, e, price)
+        self.closed = []
+        source.append(self.on_trade)
+        self._source = source
+
+    def stop(self) -> None:
+        """Stop listening to the trade source."""
+        if self._source is not None:
+            try:
+                self._source.remove(self.on_trade)
+            except ValueError:
+                pass
+
+    def _roll(self, t_ms: int) -> None:
+        c = self.current
+        assert c is not None
+        c.closed = True
+        self.closed.append(c)
+        s, e = self.bounds(t_ms)
+        self.current = self.make(s, e, c.close)
+
+    def on_trade(self, trade: Any) -> None:
+        c = self.current
+        ts = self.ts(trade)
+        if c is None or ts is None or ts < c.start:
+            return
+        if ts > c.end:
+            self._roll(ts)
+            c = self.current
+        self.fold(c, trade)
+
+    def due(self, t_ms: int) -> list[Any]:
+        """Close the open candle if ``t_ms`` is past its end; take the candles closed since the last call."""
+        c = self.current
+        if c is not None and t_ms > c.end:
+            self._roll(t_ms)
+        closed, self.closed = self.closed, []
+        return closed
 
 
 class Market:
@@ -1424,3 +1524,79 @@ class VenueSim:
         data = self.malformed_frame()
         for c in list(self.connections):
             c.send(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Several servers started and stopped together
+# ---------------------------------------------------------------------------------------------
+
+
+class ServerGroup:
+    """Several :class:`VenueSim` servers, one per venue, each on its own port, started and
+    stopped together; an async context manager.
+
+    A subclass fills :attr:`venues` and sets :attr:`host` and :attr:`port` (with ``port=N``,
+    server ``i`` listens on ``N+i``; ``port=0`` picks free ports).
+    """
+
+    venues: dict[str, VenueSim]
+    host: str
+    port: int
+    _started: bool = False
+
+    async def start(self) -> Self:
+        if self._started:
+            return self
+        started: list[VenueSim] = []
+        try:
+            for i, sim in enumerate(self.venues.values()):
+                await sim.start(self.host, self.port + i if self.port else 0)
+                started.append(sim)
+        except BaseException:
+            for sim in started:
+                await sim.stop()
+            raise
+        self._started = True
+        return self
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        for sim in self.venues.values():
+            await sim.stop()
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+    async def serve_forever(self) -> None:
+        """Start (if needed) and run until cancelled, then stop."""
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.shield(self.stop())
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """Base URL per venue, e.g. ``{"bybit": "ws://127.0.0.1:PORT"}``, as ``tickwire.stream(endpoints=...)``
+        and ``--endpoint`` take them."""
+        return {name: sim.url for name, sim in self.venues.items()}
+
+    def ready_extra(self) -> dict[str, Any]:
+        """More to announce on the ready line, after the endpoints (none by default)."""
+        return {}
+
+    def ready_line(self) -> str:
+        """One JSON line announcing the endpoints (printed by ``tickwire sim`` and ``tickwire replay``)."""
+        return json.dumps(
+            {
+                "event": "ready",
+                "venues": {name: {"url": sim.url, "paths": list(sim.paths)} for name, sim in self.venues.items()},
+                **self.ready_extra(),
+            },
+            separators=(",", ":"),
+        )

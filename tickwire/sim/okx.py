@@ -56,6 +56,8 @@ from picows import WSCloseCode, WSMsgType, WSUpgradeResponse, WSUpgradeResponseW
 from .common import (
     GENERIC_FAULTS,
     Cadence,
+    Candle,
+    CandleBuilder,
     Fault,
     FaultSpec,
     Market,
@@ -67,6 +69,7 @@ from .common import (
     Trade,
     VenueSim,
     diff_window,
+    fixed_period_bounds,
     now_ms,
     register_venue,
 )
@@ -794,27 +797,23 @@ class Inst:
     def fp(self, units: int) -> str:
         """A price as the venue writes it (trailing zeros trimmed unless ``fixed_decimals``)."""
         s = self._pc.get(units)
-        if s is None:
-            s = self.spec.fp(units)
-            if self.trim and "." in s:
-                s = s.rstrip("0").rstrip(".")
-            if len(self._pc) > 50_000:
-                self._pc.clear()
-            self._pc[units] = s
-        return s
+        return s if s is not None else self._format(self._pc, units, self.spec.fp)
 
     def fq(self, units: int) -> str:
         """A size as the venue writes it (``0`` -> ``"0"``)."""
         if units == 0:
             return "0"
         s = self._qc.get(units)
-        if s is None:
-            s = self.spec.fq(units)
-            if self.trim and "." in s:
-                s = s.rstrip("0").rstrip(".")
-            if len(self._qc) > 50_000:
-                self._qc.clear()
-            self._qc[units] = s
+        return s if s is not None else self._format(self._qc, units, self.spec.fq)
+
+    def _format(self, cache: dict[int, str], units: int, fmt: Callable[[int], str]) -> str:
+        """Format ``units`` (not in ``cache`` yet) as the venue writes it, and cache the text."""
+        s = fmt(units)
+        if self.trim and "." in s:
+            s = s.rstrip("0").rstrip(".")
+        if len(cache) > 50_000:
+            cache.clear()
+        cache[units] = s
         return s
 
     def seq_of(self, market_seq: int) -> int:
@@ -1267,9 +1266,7 @@ def bar_bounds(bar: str, t_ms: int, override_s: float | None = None) -> tuple[in
     on Monday.
     """
     if override_s:
-        p = max(1, int(override_s * 1000))
-        s = t_ms - t_ms % p
-        return s, s + p - 1
+        return fixed_period_bounds(t_ms, override_s)
     utc = bar.endswith("utc")
     core = bar[:-3] if utc else bar
     n, unit = int(core[:-1]), core[-1]
@@ -1289,15 +1286,14 @@ def bar_bounds(bar: str, t_ms: int, override_s: float | None = None) -> tuple[in
     return start - shift, end - shift - 1
 
 
-class _Bar:
-    __slots__ = ("start", "end", "o", "h", "l", "c", "vol", "base", "quote", "closed")
+class _Bar(Candle):
+    """An OKX candle: ``turnover`` is the quote-currency volume, ``base`` the base-currency one."""
+
+    __slots__ = ("base",)
 
     def __init__(self, start: int, end: int, price: int):
-        self.start, self.end = start, end
-        self.o = self.h = self.l = self.c = price
-        self.vol = 0
-        self.base = self.quote = 0.0
-        self.closed = False
+        super().__init__(start, end, price)
+        self.base = 0.0
 
 
 class CandleChannel(OkxStream):
@@ -1307,71 +1303,41 @@ class CandleChannel(OkxStream):
         super().__init__(sim, topic, cadence, {"channel": f"candle{bar}", "instId": inst.inst_id})
         self.inst = inst
         self.bar = bar
-        self.cur: _Bar | None = None
-        self.closed: list[_Bar] = []
+        self.candles = CandleBuilder(self._bounds, self._fold, make=_Bar)
 
     def _bounds(self, t: int) -> tuple[int, int]:
         return bar_bounds(self.bar, t, self.osim.opts.candle_period_s)
 
     def activate(self) -> None:
         m = self.inst.sync()
-        s, e = self._bounds(now_ms())
-        self.cur = _Bar(s, e, m.last_price)
-        self.closed = []
-        m.trade_listeners.append(self._on_trade)
+        self.candles.start(m.trade_listeners, m.last_price)
 
     def deactivate(self) -> None:
-        try:
-            self.inst.market.trade_listeners.remove(self._on_trade)
-        except ValueError:
-            pass
+        self.candles.stop()
 
-    def _roll(self, t: int) -> None:
-        c = self.cur
-        assert c is not None
-        c.closed = True
-        self.closed.append(c)
-        s, e = self._bounds(t)
-        self.cur = _Bar(s, e, c.c)
-
-    def _on_trade(self, t: Trade) -> None:
-        c = self.cur
-        if c is None or t.ts_ms < c.start:
-            return
-        if t.ts_ms > c.end:
-            self._roll(t.ts_ms)
-            c = self.cur
-        assert c is not None
+    def _fold(self, c: _Bar, t: Trade) -> None:
         spec = self.inst.spec
-        c.h = max(c.h, t.price)
-        c.l = min(c.l, t.price)
-        c.c = t.price
-        c.vol += t.size
         b, q = self.inst.amounts(spec.qty_float(t.size), spec.price_float(t.price))
+        c.add(t.price, t.size, q, t.ts_ms)
         c.base += b
-        c.quote += q
 
     def _item(self, c: _Bar) -> list[str]:
         fp, fq = self.inst.spec.fp, self.inst.spec.fq
         spot = self.inst.inst_type == "SPOT"
-        vol_ccy = c.quote if spot else c.base
-        return [str(c.start), fp(c.o), fp(c.h), fp(c.l), fp(c.c), fq(c.vol), _fmt(vol_ccy, 8), _fmt(c.quote, 8),
-                "1" if c.closed else "0"]
+        vol_ccy = c.turnover if spot else c.base
+        return [str(c.start), fp(c.open), fp(c.high), fp(c.low), fp(c.close), fq(c.volume), _fmt(vol_ccy, 8),
+                _fmt(c.turnover, 8), "1" if c.closed else "0"]
 
     def on_subscribe(self, conn: SimConnection) -> None:
-        if self.cur is not None:
-            self.send_to(conn, self.frame([self._item(self.cur)]))
+        if self.candles.current is not None:
+            self.send_to(conn, self.frame([self._item(self.candles.current)]))
 
     def tick(self) -> None:
         self.inst.sync()
-        now = now_ms()
-        if self.cur is not None and now > self.cur.end:
-            self._roll(now)
-        for c in self.closed:
+        for c in self.candles.due(now_ms()):
             self.publish(self.frame([self._item(c)]))
-        self.closed = []
-        if self.cur is not None:
-            self.publish(self.frame([self._item(self.cur)]))
+        if self.candles.current is not None:
+            self.publish(self.frame([self._item(self.candles.current)]))
 
 
 class PeriodicChannel(OkxStream):

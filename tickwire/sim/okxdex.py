@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Mapping, Sequence
 
-from .common import GENERIC_FAULTS, Cadence, SimConnection, Stream, now_ms, register_venue
+from .common import GENERIC_FAULTS, Cadence, Candle, CandleBuilder, SimConnection, Stream, now_ms, register_venue
 from .okx import (
     CANDLE_BARS,
     OKX_FAULTS,
@@ -277,15 +277,21 @@ class PriceStream(DexStream):
         self.publish(self.frame([{"time": str(t.ts), "price": _dec(t.price)}]))
 
 
-class _Bar:
-    __slots__ = ("start", "end", "o", "h", "l", "c", "vol", "usd", "closed", "dirty")
+class _Bar(Candle):
+    """A DEX candle (prices and amounts as floats; ``turnover`` is the USD volume); ``dirty``
+    until pushed."""
+
+    __slots__ = ("dirty",)
 
     def __init__(self, start: int, end: int, price: float):
-        self.start, self.end = start, end
-        self.o = self.h = self.l = self.c = price
-        self.vol = self.usd = 0.0
-        self.closed = False
+        super().__init__(start, end, price)  # type: ignore[arg-type]
+        self.volume = 0.0  # type: ignore[assignment]
         self.dirty = True
+
+
+def _candle_ts(t: DexTrade) -> int | None:
+    """A swap's time for the candles; ``None`` for a filtered swap (candles ignore them)."""
+    return None if t.filtered else t.ts
 
 
 class DexCandleStream(DexStream):
@@ -296,65 +302,36 @@ class DexCandleStream(DexStream):
         super().__init__(sim, topic, cadence, arg)
         self.token = token
         self.bar = bar
-        self.cur: _Bar | None = None
-        self.closed: list[_Bar] = []
+        self.candles = CandleBuilder(self._bounds, self._fold, make=_Bar, ts=_candle_ts)
 
     def _bounds(self, t: int) -> tuple[int, int]:
         return bar_bounds(self.bar, t, self.dsim.opts.candle_period_s)
 
     def activate(self) -> None:
         self.token.sync()
-        s, e = self._bounds(now_ms())
-        self.cur = _Bar(s, e, self.token.price)
-        self.closed = []
-        self.token.listeners.append(self._on_trade)
+        self.candles.start(self.token.listeners, self.token.price)
 
     def deactivate(self) -> None:
-        try:
-            self.token.listeners.remove(self._on_trade)
-        except ValueError:
-            pass
+        self.candles.stop()
 
-    def _roll(self, t: int) -> None:
-        c = self.cur
-        assert c is not None
-        c.closed = True
-        self.closed.append(c)
-        s, e = self._bounds(t)
-        self.cur = _Bar(s, e, c.c)
-
-    def _on_trade(self, t: DexTrade) -> None:
-        c = self.cur
-        if c is None or t.filtered or t.ts < c.start:
-            return
-        if t.ts > c.end:
-            self._roll(t.ts)
-            c = self.cur
-            assert c is not None
-        c.h = max(c.h, t.price)
-        c.l = min(c.l, t.price)
-        c.c = t.price
-        c.vol += t.amount
-        c.usd += t.usd
+    @staticmethod
+    def _fold(c: _Bar, t: DexTrade) -> None:
+        c.add(t.price, t.amount, t.usd, t.ts)  # type: ignore[arg-type]
         c.dirty = True
 
     def _item(self, c: _Bar) -> dict[str, str]:
-        return {"ts": str(c.start), "o": _dec(c.o), "h": _dec(c.h), "l": _dec(c.l), "c": _dec(c.c),
-                "vol": _dec(c.vol, 15), "volUsd": _dec(c.usd, 15), "confirm": "1" if c.closed else "0"}
+        return {"ts": str(c.start), "o": _dec(c.open), "h": _dec(c.high), "l": _dec(c.low), "c": _dec(c.close),
+                "vol": _dec(c.volume, 15), "volUsd": _dec(c.turnover, 15), "confirm": "1" if c.closed else "0"}
 
     def on_subscribe(self, conn: SimConnection) -> None:
-        if self.cur is not None:
-            self.send_to(conn, self.frame([self._item(self.cur)]))
+        if self.candles.current is not None:
+            self.send_to(conn, self.frame([self._item(self.candles.current)]))
 
     def tick(self) -> None:
         self.token.sync()
-        now = now_ms()
-        if self.cur is not None and now > self.cur.end:
-            self._roll(now)
-        for c in self.closed:
+        for c in self.candles.due(now_ms()):
             self.publish(self.frame([self._item(c)]))
-        self.closed = []
-        c = self.cur
+        c = self.candles.current
         if c is not None and c.dirty:
             c.dirty = False
             self.publish(self.frame([self._item(c)]))

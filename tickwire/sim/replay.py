@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
 import os
 import re
@@ -56,7 +55,8 @@ from urllib.parse import urlsplit
 import msgspec
 from picows import WSCloseCode, WSMsgType
 
-from tickwire.sim.common import GENERIC_FAULTS, SimConnection, VenueSim, now_ms
+from tickwire.sim import bybit as bybit_sim
+from tickwire.sim.common import GENERIC_FAULTS, ServerGroup, SimConnection, VenueSim, now_ms
 
 log = logging.getLogger("tickwire.replay")
 
@@ -101,6 +101,11 @@ class RecordedSession:
     @property
     def duration_s(self) -> float:
         return max(0, self.last_ns - self.first_ns) / 1e9
+
+    def add_block(self, fi: int, off: int) -> None:
+        """Note that block ``off`` of file ``fi`` holds lines of this session (once)."""
+        if not self.blocks or self.blocks[-1] != (fi, off):
+            self.blocks.append((fi, off))
 
     @property
     def ends_with_disconnect(self) -> bool:
@@ -250,8 +255,7 @@ def index_archive(sources: str | os.PathLike | Iterable[str | os.PathLike]) -> A
                     s.last_ns = ns
                     if s not in touched:
                         touched.add(s)
-                        if not s.blocks or s.blocks[-1] != (fi, off):
-                            s.blocks.append((fi, off))
+                        s.add_block(fi, off)
                     continue
                 parts = line.split(b" ", 3)
                 if len(parts) != 4 or k not in (b"C", b"D"):
@@ -267,16 +271,14 @@ def index_archive(sources: str | os.PathLike | Iterable[str | os.PathLike]) -> A
                     s = open_.pop(key, None)
                     if s is not None:
                         s.end_reason = str(info.get("reason", ""))
-                        if not s.blocks or s.blocks[-1] != (fi, off):
-                            s.blocks.append((fi, off))
+                        s.add_block(fi, off)
                     continue
                 ordinal = c_in_block.get(conn, 0)
                 c_in_block[conn] = ordinal + 1
                 s = open_.get(key)
                 if s is not None:
                     if info.get("continued"):
-                        if not s.blocks or s.blocks[-1] != (fi, off):
-                            s.blocks.append((fi, off))
+                        s.add_block(fi, off)
                         continue
                     s.end_reason = "reconnected"
                 venue = str(info.get("venue", ""))
@@ -336,6 +338,15 @@ def iter_session_frames(index: ArchiveIndex, s: RecordedSession) -> Iterator[tup
 # ---------------------------------------------------------------------------------------------
 
 
+def _json_object(payload: bytes) -> dict | None:
+    """The JSON object a frame holds; ``None`` when it holds anything else."""
+    try:
+        msg = _json.decode(payload)
+    except msgspec.DecodeError:
+        return None
+    return msg if isinstance(msg, dict) else None
+
+
 class _Dialect:
     """What differs per venue: answering requests, and which recorded frames were answers."""
 
@@ -362,37 +373,16 @@ class _Bybit(_Dialect):
         self.category = path.rstrip("/").rsplit("/", 1)[-1]
 
     def _resp(self, conn: "_ReplayConn", op: str, ret_msg: str, req_id: Any) -> dict:
-        if self.category == "private":
-            d: dict[str, Any] = {} if req_id is None else {"req_id": req_id}
-            d.update(success=True, ret_msg=ret_msg, op=op, conn_id=conn.conn_id)
-            return d
-        if self.category == "spot":
-            d = {"success": True, "ret_msg": ret_msg, "conn_id": conn.conn_id}
-            if req_id is not None:
-                d["req_id"] = req_id
-            d["op"] = op
-            return d
-        return {"success": True, "ret_msg": ret_msg, "conn_id": conn.conn_id,
-                "req_id": "" if req_id is None else req_id, "op": op}
+        return bybit_sim.response(self.category, conn.conn_id, op, True, ret_msg, req_id)
 
     def on_request(self, conn: "_ReplayConn", payload: bytes) -> list[str] | None:
-        try:
-            msg = _json.decode(payload)
-        except msgspec.DecodeError:
-            return None
-        if not isinstance(msg, dict):
+        msg = _json_object(payload)
+        if msg is None:
             return None
         op, req_id = msg.get("op"), msg.get("req_id")
         args = msg.get("args") if isinstance(msg.get("args"), list) else []
         if op == "ping":
-            if self.category == "option":
-                conn.send_obj({"args": [str(now_ms())], "op": "pong"})
-            elif self.category == "private":
-                d: dict[str, Any] = {} if req_id is None else {"req_id": req_id}
-                d.update(op="pong", args=[str(now_ms())], conn_id=conn.conn_id)
-                conn.send_obj(d)
-            else:
-                conn.send_obj(self._resp(conn, "ping", "pong", req_id))
+            conn.send_obj(bybit_sim.pong(self.category, conn.conn_id, req_id))
             return None
         if op in ("subscribe", "unsubscribe"):
             topics = [a for a in args if isinstance(a, str)]
@@ -410,11 +400,8 @@ class _Bybit(_Dialect):
     def is_answer(self, payload: bytes, binary: bool) -> bool:
         if binary or payload[:9] == b'{"topic":' or b'"op"' not in payload:
             return False
-        try:
-            msg = _json.decode(payload)
-        except msgspec.DecodeError:
-            return False
-        if not isinstance(msg, dict) or "topic" in msg:
+        msg = _json_object(payload)
+        if msg is None or "topic" in msg:
             return False
         op = msg.get("op")
         if op in ("pong", "ping") or msg.get("ret_msg") == "pong":
@@ -431,11 +418,8 @@ class _Okx(_Dialect):
         if payload == b"ping":
             conn.send(b"pong")
             return None
-        try:
-            msg = _json.decode(payload)
-        except msgspec.DecodeError:
-            return None
-        if not isinstance(msg, dict):
+        msg = _json_object(payload)
+        if msg is None:
             return None
         op, req_id = msg.get("op"), msg.get("id")
         base: dict[str, Any] = {} if req_id is None else {"id": req_id}
@@ -458,11 +442,8 @@ class _Okx(_Dialect):
             return True
         if payload[:7] == b'{"arg":' or b'"event"' not in payload:
             return False
-        try:
-            msg = _json.decode(payload)
-        except msgspec.DecodeError:
-            return False
-        if not isinstance(msg, dict):
+        msg = _json_object(payload)
+        if msg is None:
             return False
         ev = msg.get("event")
         if ev in ("subscribe", "unsubscribe"):
@@ -474,11 +455,8 @@ class _Bge(_Dialect):
     keepalive_s = 15.0
 
     def on_request(self, conn: "_ReplayConn", payload: bytes) -> list[str] | None:
-        try:
-            msg = _json.decode(payload)
-        except msgspec.DecodeError:
-            return None
-        if not isinstance(msg, dict) or "pong" in msg:
+        msg = _json_object(payload)
+        if msg is None or "pong" in msg:
             return None  # pongs to (recorded) server pings: nothing to check in a replay
         ev = msg.get("event")
         if ev == "login":
@@ -498,11 +476,8 @@ class _Bge(_Dialect):
     def is_answer(self, payload: bytes, binary: bool) -> bool:
         if binary or b'"event"' not in payload or b'"data"' in payload:
             return False
-        try:
-            msg = _json.decode(payload)
-        except msgspec.DecodeError:
-            return False
-        if not isinstance(msg, dict):
+        msg = _json_object(payload)
+        if msg is None:
             return False
         if msg.get("event") not in ("sub", "unsub", "login"):
             return False
@@ -704,7 +679,7 @@ class _VenueReplay(VenueSim):
             conn.drop()
 
 
-class ReplayServer:
+class ReplayServer(ServerGroup):
     """Serve a raw archive over each recorded venue's protocol, one loopback port per venue.
 
     ``source``: archive files, a dataset directory or its ``raw/`` directory (or a list).
@@ -746,40 +721,9 @@ class ReplayServer:
         self._started = False
 
     async def start(self) -> "ReplayServer":
-        if self._started:
-            return self
-        self._done = asyncio.Event()
-        started: list[_VenueReplay] = []
-        try:
-            for i, v in enumerate(self.venues.values()):
-                await v.start(self.host, self.port + i if self.port else 0)
-                started.append(v)
-        except BaseException:
-            for v in started:
-                await v.stop()
-            raise
-        self._started = True
-        return self
-
-    async def stop(self) -> None:
         if not self._started:
-            return
-        self._started = False
-        for v in self.venues.values():
-            await v.stop()
-
-    async def __aenter__(self) -> "ReplayServer":
-        return await self.start()
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.stop()
-
-    async def serve_forever(self) -> None:
-        await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await asyncio.shield(self.stop())
+            self._done = asyncio.Event()
+        return await super().start()
 
     def _session_done(self) -> None:
         if self._done is not None and all(s.served for s in self.sessions):
@@ -794,21 +738,10 @@ class ReplayServer:
         except asyncio.TimeoutError:
             return False
 
-    @property
-    def endpoints(self) -> dict[str, str]:
-        """Base URL per venue, as ``tickwire.stream(endpoints=...)`` and ``--endpoint`` take them."""
-        return {name: v.url for name, v in self.venues.items()}
-
-    def ready_line(self) -> str:
-        """One JSON line with the endpoints (the shape ``tickwire sim`` prints) and what is served."""
-        return json.dumps({
-            "event": "ready",
-            "venues": {name: {"url": v.url, "paths": list(v.paths)} for name, v in self.venues.items()},
-            "connections": len(self.sessions),
-            "frames": sum(s.frames for s in self.sessions),
-            "recorded_s": round(self.index.duration_s, 3),
-            "speed": self.speed,
-        }, separators=(",", ":"))
+    def ready_extra(self) -> dict[str, Any]:
+        """What is served, added to the ready line after the endpoints."""
+        return {"connections": len(self.sessions), "frames": sum(s.frames for s in self.sessions),
+                "recorded_s": round(self.index.duration_s, 3), "speed": self.speed}
 
     def describe(self) -> list[str]:
         """One human line per recorded session."""

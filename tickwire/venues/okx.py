@@ -131,8 +131,10 @@ class _Msg(msgspec.Struct, gc=False):
 
 
 class _BookData(msgspec.Struct, gc=False):
-    asks: list[list[str]] = []
-    bids: list[list[str]] = []
+    # Levels as tuples: the cyclic GC stops tracking tuples of strings, lists it tracks for
+    # ever (measured: 6.5 -> 4.3 us/msg when thousands of events wait for the consumer).
+    asks: list[tuple[str, ...]] = []
+    bids: list[tuple[str, ...]] = []
     ts: str = "0"
     checksum: int = 0
     seqId: int | None = None
