@@ -1,7 +1,8 @@
-"""Shared test helpers: recorded frames location, simulator fixtures."""
+"""Shared test helpers: recorded frames location, collecting a feed's events."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -16,3 +17,15 @@ def recorded(name: str) -> Path:
     if not p.exists():
         pytest.skip(f"recorded frames not available: {p} (set TICKWIRE_RECORDED_DIR)")
     return p
+
+
+async def collect(feed, until, timeout=15.0, limit=None):
+    """Events of ``feed`` until ``until(events)`` is true (bounded in time, and in count when
+    ``limit`` is given); ``TimeoutError`` after ``timeout`` seconds."""
+    out = []
+    async with asyncio.timeout(timeout):
+        async for ev in feed:
+            out.append(ev)
+            if until(out) or (limit is not None and len(out) >= limit):
+                return out
+    return out

@@ -14,20 +14,12 @@ from tickwire.credentials import Credentials
 from tickwire.net import FeedError
 from tickwire.model import Balance, BookUpdate, Connected, Disconnected, Gap, Order, Ticker, Trade, VenueError
 
+from .conftest import collect
+
 sim_mod = pytest.importorskip("tickwire.sim")
 Simulator = sim_mod.Simulator
 if "bge" not in sim_mod.VENUE_SIMS:
     pytest.skip("no BGE simulator", allow_module_level=True)
-
-
-async def collect(feed, until, timeout=15.0):
-    out = []
-    async with asyncio.timeout(timeout):
-        async for ev in feed:
-            out.append(ev)
-            if until(out):
-                return out
-    return out
 
 
 FAST = {"bge": {"ping_interval_s": 0.3, "pong_timeout_s": 2.0, "book_interval_ms": 50, "ticker_interval_ms": 100}}

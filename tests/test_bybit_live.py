@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 import os
 import subprocess
@@ -13,21 +13,16 @@ import pytest
 import tickwire
 from tickwire.model import BookUpdate, Connected, Disconnected, Gap, Resynced, Trade, VenueError
 
+from .conftest import collect as _collect
+
 sim_mod = pytest.importorskip("tickwire.sim")
 Simulator = sim_mod.Simulator
 
 FAST = {"ping_interval_s": 0.5, "pong_timeout_s": 0.5, "resync_min_interval_s": 0.05}
 
 
-async def collect(feed, until, timeout=10.0, limit=100_000):
-    """Events until ``until(events)`` is true (bounded in time and count)."""
-    out = []
-    async with asyncio.timeout(timeout):
-        async for ev in feed:
-            out.append(ev)
-            if until(out) or len(out) >= limit:
-                return out
-    return out
+# events until ``until(events)`` is true (bounded in time and count)
+collect = functools.partial(_collect, timeout=10.0, limit=100_000)
 
 
 def chain_ok(events, spec):

@@ -14,6 +14,8 @@ from tickwire.model import (
 )
 from tickwire.net import FeedError
 
+from .conftest import collect
+
 sim_mod = pytest.importorskip("tickwire.sim")
 Simulator = sim_mod.Simulator
 if "okx" not in sim_mod.VENUE_SIMS:
@@ -22,16 +24,6 @@ if "okx" not in sim_mod.VENUE_SIMS:
 KEY = Credentials(api_key="sim-key", secret="sim-secret", passphrase="sim-passphrase")
 FAST = {"ping_interval_s": 0.5, "pong_timeout_s": 0.5, "resync_min_interval_s": 0.05}
 USDT = "0xdac17f958d2ee523a2206206994597c13d831ec7"
-
-
-async def collect(feed, until, timeout=15.0):
-    out = []
-    async with asyncio.timeout(timeout):
-        async for ev in feed:
-            out.append(ev)
-            if until(out):
-                return out
-    return out
 
 
 async def run_for(feed, seconds):

@@ -19,8 +19,10 @@ import picows
 import pytest
 
 from ..conftest import recorded
-from tickwire.sim import VENUE_SIMS, Simulator
+from tickwire.sim import VENUE_SIMS
 from tickwire.sim.bge import BgeSim
+
+from ._client import RawClient
 
 TEXT = picows.WSMsgType.TEXT
 BINARY = picows.WSMsgType.BINARY
@@ -30,78 +32,33 @@ BINARY = picows.WSMsgType.BINARY
 # ------------------------------------------------------------------------------------------------
 
 
-class Client(picows.WSListener):
+class Client(RawClient):
     """Keeps every TEXT/BINARY frame as ``(msg_type, payload)``; BINARY frames are gunzipped by
-    :meth:`recv` with the standard library."""
+    :meth:`recv` with the standard library. With ``auto_pong`` server pings are answered (and
+    kept in ``pings``) instead of queued."""
+
+    data_types = (TEXT, BINARY)
 
     def __init__(self) -> None:
-        self.q: asyncio.Queue[tuple[Any, bytes]] = asyncio.Queue()
-        self.closed = asyncio.Event()
-        self.close_code: Any = None
-        self.close_reason: bytes | None = None
-        self.transport: picows.WSTransport | None = None
+        super().__init__()
         self.auto_pong = False
         self.pings: list[int] = []
 
-    def on_ws_connected(self, transport: picows.WSTransport) -> None:
-        self.transport = transport
+    def reason(self, message: bytes | None) -> bytes | None:
+        return message
 
-    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
-        mt = frame.msg_type
-        if mt in (TEXT, BINARY):
-            payload = frame.get_payload_as_bytes()
-            if self.auto_pong and mt == TEXT and payload.startswith(b'{"ping"'):
-                ts = json.loads(payload)["ping"]
-                self.pings.append(ts)
-                transport.send(TEXT, json.dumps({"pong": ts}).encode())
-                return
-            self.q.put_nowait((mt, payload))
-        elif mt == picows.WSMsgType.CLOSE:
-            self.close_code = frame.get_close_code()
-            self.close_reason = frame.get_close_message()
-            transport.disconnect()
+    def on_data(self, transport: picows.WSTransport, msg_type: picows.WSMsgType, payload: bytes) -> None:
+        if self.auto_pong and msg_type == TEXT and payload.startswith(b'{"ping"'):
+            ts = json.loads(payload)["ping"]
+            self.pings.append(ts)
+            transport.send(TEXT, json.dumps({"pong": ts}).encode())
+            return
+        self.q.put_nowait((msg_type, payload))
 
-    def on_ws_disconnected(self, transport: picows.WSTransport) -> None:
-        self.closed.set()
+    def parse(self, item: tuple[Any, bytes]) -> dict:
+        return decode(item)
 
-    def send(self, obj: Any) -> None:
-        data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
-        assert self.transport is not None
-        self.transport.send(TEXT, data)
-
-    async def recv_frame(self, timeout: float = 2.0) -> tuple[Any, bytes]:
-        async with asyncio.timeout(timeout):
-            return await self.q.get()
-
-    async def recv(self, where: Callable[[dict], bool] | None = None, timeout: float = 2.0) -> dict:
-        """Next JSON message (gunzipping binary frames), skipping those not matching ``where``."""
-        async with asyncio.timeout(timeout):
-            while True:
-                mt, payload = await self.q.get()
-                msg = json.loads(gzip.decompress(payload) if mt == BINARY else payload)
-                if where is None or where(msg):
-                    return msg
-
-    async def collect(self, seconds: float) -> list[tuple[Any, bytes]]:
-        out: list[tuple[Any, bytes]] = []
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            try:
-                async with asyncio.timeout(left):
-                    out.append(await self.q.get())
-            except TimeoutError:
-                break
-        return out
-
-    def drain(self) -> list[tuple[Any, bytes]]:
-        out = []
-        while not self.q.empty():
-            out.append(self.q.get_nowait())
-        return out
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.disconnect()
+    recv_frame = RawClient.recv_raw
 
 
 def decode(frame: tuple[Any, bytes]) -> dict:
@@ -109,9 +66,7 @@ def decode(frame: tuple[Any, bytes]) -> dict:
     return json.loads(gzip.decompress(payload) if mt == BINARY else payload)
 
 
-async def connect(url: str) -> Client:
-    _, client = await picows.ws_connect(Client, url)
-    return client  # type: ignore[return-value]
+connect = Client.connect
 
 
 def sub(typ: str, product: str = "BTC_USDT", *, event: str = "sub", biz: str = "market", zip: bool = False,
@@ -147,24 +102,8 @@ QUIET = {"ping_interval_s": 0, "subscribe_timeout_s": 0, "no_data_timeout_s": 0}
 
 
 @pytest.fixture
-async def make_sim():
-    sims: list[Simulator] = []
-
-    async def make(**options: Any) -> tuple[Simulator, BgeSim, str]:
-        faults = options.pop("faults", ())
-        seed = options.pop("seed", 1)
-        sim = Simulator(venues=["bge"], seed=seed, faults=faults, options={"bge": {**QUIET, **options}})
-        await sim.start()
-        sims.append(sim)
-        vs = sim.venue("bge")
-        assert isinstance(vs, BgeSim)
-        return sim, vs, sim.endpoints["bge"] + "/v2/ws"
-
-    yield make
-    for s in sims:
-        bs = s.venue("bge")
-        await s.stop()
-        assert bs.stats.internal_errors == 0, bs.stats.last_internal_error
+def make_sim(sim_factory):
+    return sim_factory(BgeSim, "/v2/ws", **QUIET)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -19,75 +19,9 @@ import pytest
 from tickwire.sim import VENUE_SIMS, Fault, Simulator, parse_duration, parse_fault
 from tickwire.sim.bybit import BybitSim
 
-TEXT = picows.WSMsgType.TEXT
+from ._client import RawClient as Client
 
-# ------------------------------------------------------------------------------------------------
-# a tiny raw client
-# ------------------------------------------------------------------------------------------------
-
-
-class Client(picows.WSListener):
-    def __init__(self) -> None:
-        self.q: asyncio.Queue[bytes] = asyncio.Queue()
-        self.closed = asyncio.Event()
-        self.close_code: Any = None
-        self.transport: picows.WSTransport | None = None
-
-    def on_ws_connected(self, transport: picows.WSTransport) -> None:
-        self.transport = transport
-
-    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
-        if frame.msg_type == TEXT:
-            self.q.put_nowait(frame.get_payload_as_bytes())
-        elif frame.msg_type == picows.WSMsgType.CLOSE:
-            self.close_code = frame.get_close_code()
-            transport.disconnect()
-
-    def on_ws_disconnected(self, transport: picows.WSTransport) -> None:
-        self.closed.set()
-
-    def send(self, obj: Any) -> None:
-        data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
-        assert self.transport is not None
-        self.transport.send(TEXT, data)
-
-    async def recv_raw(self, timeout: float = 2.0) -> bytes:
-        async with asyncio.timeout(timeout):
-            return await self.q.get()
-
-    async def recv(self, where: Callable[[dict], bool] | None = None, timeout: float = 2.0) -> dict:
-        """Next JSON frame (matching ``where`` if given; non-matching frames are skipped)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                msg = json.loads(await self.q.get())
-                if where is None or where(msg):
-                    return msg
-
-    async def collect(self, seconds: float) -> list[bytes]:
-        out: list[bytes] = []
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            try:
-                async with asyncio.timeout(left):
-                    out.append(await self.q.get())
-            except TimeoutError:
-                break
-        return out
-
-    def drain(self) -> list[bytes]:
-        out = []
-        while not self.q.empty():
-            out.append(self.q.get_nowait())
-        return out
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.disconnect()
-
-
-async def connect(url: str, headers: dict[str, str] | None = None) -> Client:
-    _, client = await picows.ws_connect(Client, url, extra_headers=headers)
-    return client  # type: ignore[return-value]
+connect = Client.connect
 
 
 def is_ack(m: dict) -> bool:
@@ -99,24 +33,8 @@ def topic_is(t: str) -> Callable[[dict], bool]:
 
 
 @pytest.fixture
-async def make_sim():
-    sims: list[Simulator] = []
-
-    async def make(**options: Any) -> tuple[Simulator, BybitSim, str]:
-        faults = options.pop("faults", ())
-        seed = options.pop("seed", 1)
-        sim = Simulator(venues=["bybit"], seed=seed, faults=faults, options={"bybit": options})
-        await sim.start()
-        sims.append(sim)
-        vs = sim.venue("bybit")
-        assert isinstance(vs, BybitSim)
-        return sim, vs, sim.endpoints["bybit"]
-
-    yield make
-    for s in sims:
-        bs = s.venue("bybit")
-        await s.stop()
-        assert bs.stats.internal_errors == 0, bs.stats.last_internal_error
+def make_sim(sim_factory):
+    return sim_factory(BybitSim)
 
 
 # ------------------------------------------------------------------------------------------------

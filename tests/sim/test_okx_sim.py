@@ -20,87 +20,23 @@ from typing import Any, Callable
 import picows
 import pytest
 
-from tickwire.sim import VENUE_SIMS, Fault, Simulator, parse_fault
+from tickwire.sim import VENUE_SIMS, Fault, parse_fault
 from tickwire.sim.okx import OkxSim
 
-TEXT = picows.WSMsgType.TEXT
+from ._client import RawClient
+
 KEY, SECRET, PASSPHRASE = "sim-key", "sim-secret", "sim-passphrase"
 
 # ------------------------------------------------------------------------------------------------
-# a tiny raw client
+# a tiny raw client (tests/sim/_client.py); OKX answers the text "ping" with a text "pong"
 # ------------------------------------------------------------------------------------------------
 
 
-class Client(picows.WSListener):
-    def __init__(self) -> None:
-        self.q: asyncio.Queue[bytes] = asyncio.Queue()
-        self.closed = asyncio.Event()
-        self.close_code: Any = None
-        self.close_reason = ""
-        self.pongs = 0
-        self.transport: picows.WSTransport | None = None
-
-    def on_ws_connected(self, transport: picows.WSTransport) -> None:
-        self.transport = transport
-
-    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
-        if frame.msg_type == TEXT:
-            self.q.put_nowait(frame.get_payload_as_bytes())
-        elif frame.msg_type == picows.WSMsgType.PONG:
-            self.pongs += 1
-        elif frame.msg_type == picows.WSMsgType.CLOSE:
-            self.close_code = frame.get_close_code()
-            self.close_reason = frame.get_close_message().decode() if frame.get_close_message() else ""
-            transport.disconnect()
-
-    def on_ws_disconnected(self, transport: picows.WSTransport) -> None:
-        self.closed.set()
-
-    def send(self, obj: Any) -> None:
-        data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
-        assert self.transport is not None
-        self.transport.send(TEXT, data)
-
-    async def recv_raw(self, timeout: float = 2.0) -> bytes:
-        async with asyncio.timeout(timeout):
-            return await self.q.get()
-
-    async def recv(self, where: Callable[[dict], bool] | None = None, timeout: float = 2.0) -> dict:
-        async with asyncio.timeout(timeout):
-            while True:
-                raw = await self.q.get()
-                if raw == b"pong":
-                    continue
-                msg = json.loads(raw)
-                if where is None or where(msg):
-                    return msg
-
-    async def collect(self, seconds: float) -> list[bytes]:
-        out: list[bytes] = []
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            try:
-                async with asyncio.timeout(left):
-                    out.append(await self.q.get())
-            except TimeoutError:
-                break
-        return out
-
-    def drain(self) -> list[bytes]:
-        out = []
-        while not self.q.empty():
-            out.append(self.q.get_nowait())
-        return out
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.disconnect()
+class Client(RawClient):
+    text_pong = b"pong"
 
 
-async def connect(url: str, ip: str | None = None) -> Client:
-    headers = {"X-Forwarded-For": ip} if ip else None
-    _, client = await picows.ws_connect(Client, url, extra_headers=headers)
-    return client  # type: ignore[return-value]
+connect = Client.connect
 
 
 def sign(secret: str, ts: str) -> str:
@@ -146,25 +82,8 @@ async def http_get(port: int, target: str) -> tuple[int, dict[str, str], Any]:
 
 
 @pytest.fixture
-async def make_sim():
-    sims: list[Simulator] = []
-
-    async def make(**options: Any) -> tuple[Simulator, OkxSim, str]:
-        faults = options.pop("faults", ())
-        seed = options.pop("seed", 1)
-        options.setdefault("conn_limit", 1000)
-        sim = Simulator(venues=["okx"], seed=seed, faults=faults, options={"okx": options})
-        await sim.start()
-        sims.append(sim)
-        vs = sim.venue("okx")
-        assert isinstance(vs, OkxSim)
-        return sim, vs, sim.endpoints["okx"]
-
-    yield make
-    for s in sims:
-        vs = s.venue("okx")
-        await s.stop()
-        assert vs.stats.internal_errors == 0, vs.stats.last_internal_error
+def make_sim(sim_factory):
+    return sim_factory(OkxSim, conn_limit=1000)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -13,82 +13,31 @@ import json
 import re
 import time
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Callable
 
 import picows
 import pytest
 
-from tickwire.sim import VENUE_SIMS, Simulator
+from tickwire.sim import VENUE_SIMS
 from tickwire.sim.okxdex import OkxDexSim
 
-TEXT = picows.WSMsgType.TEXT
+from ._client import RawClient
+
 KEY, SECRET, PASSPHRASE = "sim-key", "sim-secret", "sim-passphrase"
 DOC_TOKEN = "0x382bb369d343125bfb2117af9c149795c6c65c50"
 BONK = "DezXAZ8z7PnrnRJjz3wXBoRgixCa6xjnB7YaB1pPB263"
 PEPE = "0x6982508145454ce325ddbf47a25b4ec3d2311933"
 
 
-class Client(picows.WSListener):
-    def __init__(self) -> None:
-        self.q: asyncio.Queue[bytes] = asyncio.Queue()
-        self.closed = asyncio.Event()
-        self.close_code: Any = None
-        self.close_reason = ""
-        self.transport: picows.WSTransport | None = None
+class Client(RawClient):
+    text_pong = b"pong"
 
-    def on_ws_connected(self, transport: picows.WSTransport) -> None:
-        self.transport = transport
-
-    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
-        if frame.msg_type == TEXT:
-            self.q.put_nowait(frame.get_payload_as_bytes())
-        elif frame.msg_type == picows.WSMsgType.CLOSE:
-            self.close_code = frame.get_close_code()
-            self.close_reason = frame.get_close_message().decode() if frame.get_close_message() else ""
-            transport.disconnect()
-
-    def on_ws_disconnected(self, transport: picows.WSTransport) -> None:
-        self.closed.set()
-
-    def send(self, obj: Any) -> None:
-        assert self.transport is not None
-        self.transport.send(TEXT, obj if isinstance(obj, bytes) else json.dumps(obj).encode())
-
-    async def recv_raw(self, timeout: float = 2.0) -> bytes:
-        async with asyncio.timeout(timeout):
-            return await self.q.get()
-
-    async def recv(self, where: Callable[[dict], bool] | None = None, timeout: float = 2.0) -> dict:
-        async with asyncio.timeout(timeout):
-            while True:
-                raw = await self.q.get()
-                if raw == b"pong":
-                    continue
-                msg = json.loads(raw)
-                if where is None or where(msg):
-                    return msg
-
-    async def collect(self, seconds: float) -> list[dict]:
-        out: list[dict] = []
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            try:
-                async with asyncio.timeout(left):
-                    raw = await self.q.get()
-            except TimeoutError:
-                break
-            if raw != b"pong":
-                out.append(json.loads(raw))
-        return out
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.disconnect()
+    async def collect(self, seconds: float) -> list[dict]:  # type: ignore[override]
+        """The JSON messages of ``seconds`` (text pongs left out)."""
+        return [json.loads(raw) for raw in await super().collect(seconds) if raw != b"pong"]
 
 
-async def connect(url: str, ip: str | None = None) -> Client:
-    _, client = await picows.ws_connect(Client, url, extra_headers={"X-Forwarded-For": ip} if ip else None)
-    return client  # type: ignore[return-value]
+connect = Client.connect
 
 
 def login_frame(key: str = KEY, secret: str = SECRET, passphrase: str = PASSPHRASE, ts: str | None = None,
@@ -119,25 +68,8 @@ def tok(ch: str, addr: str = DOC_TOKEN, chain: str = "1") -> dict:
 
 
 @pytest.fixture
-async def make_sim():
-    sims: list[Simulator] = []
-
-    async def make(**options: Any) -> tuple[Simulator, OkxDexSim, str]:
-        options.setdefault("conn_limit", 1000)
-        options.setdefault("key_conn_limit", 1000)
-        sim = Simulator(venues=["okxdex"], seed=options.pop("seed", 1), faults=options.pop("faults", ()),
-                        options={"okxdex": options})
-        await sim.start()
-        sims.append(sim)
-        vs = sim.venue("okxdex")
-        assert isinstance(vs, OkxDexSim)
-        return sim, vs, sim.endpoints["okxdex"] + "/ws/v6/dex"
-
-    yield make
-    for s in sims:
-        vs = s.venue("okxdex")
-        await s.stop()
-        assert vs.stats.internal_errors == 0, vs.stats.last_internal_error
+def make_sim(sim_factory):
+    return sim_factory(OkxDexSim, "/ws/v6/dex", conn_limit=1000, key_conn_limit=1000)
 
 
 # ------------------------------------------------------------------------------------------------
