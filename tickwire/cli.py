@@ -1,4 +1,5 @@
-"""``tickwire`` command line: tail | sim | decode (and record | query | replay | demo as they land)."""
+"""``tickwire`` command line: tail | sim here; decode | record | query | replay | demo | recover
+live with the recording feature in :mod:`tickwire.sinks.cli`."""
 
 from __future__ import annotations
 
@@ -168,30 +169,6 @@ def sim_cmd(
         run_async(main())
     except KeyboardInterrupt:
         pass
-
-
-@app.command()
-def decode(
-    source: Optional[str] = typer.Argument(None, help="File of frames, one per line (default: stdin)."),
-    venue: str = typer.Option(..., "--venue", help="VENUE[.MARKET] the frames came from, e.g. bybit.linear"),
-) -> None:
-    """Decode raw frames (one per line) into normalized events as JSON lines."""
-    from tickwire.decode import decode_lines
-
-    out = sys.stdout.buffer
-    f = open(source, "rb") if source else sys.stdin.buffer
-    try:
-        for ev in decode_lines(venue, f):
-            out.write(to_json(ev) + b"\n")
-    except KeyError:
-        typer.echo(f"error: unknown venue {venue!r}", err=True)
-        raise typer.Exit(2)
-    except BrokenPipeError:
-        pass
-    finally:
-        if source:
-            f.close()
-    out.flush()
 
 
 def _register_extensions() -> None:

@@ -93,10 +93,6 @@ _TOP_KEYS = {"out", "streams", "specs", "sim", "seed", "faults", "duration", "ne
 
 
 def register(app: typer.Typer) -> None:
-    # `decode` learns archives: replace the frame-lines-only command with a superset of it.
-    app.registered_commands[:] = [c for c in app.registered_commands
-                                  if (c.name or getattr(c.callback, "__name__", "")) != "decode"]
-
     @app.command()
     def record(
         specs: Optional[list[str]] = typer.Argument(None, help="VENUE[.MARKET]:CHANNEL:SYMBOL ... (or --config)"),
