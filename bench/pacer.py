@@ -33,7 +33,7 @@ from typing import Any
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
 
 from . import streams
-from .server import _new_loop, _pin, ws_text_frame
+from .server import ChildProcess, _new_loop, _pin, ws_text_frame
 
 PATHS = ("/v5/public/linear",)
 
@@ -259,7 +259,7 @@ def _serve_main(plan: PacedBooks, stats: Any, conn: Any, cpu: int | None) -> Non
     loop.run_forever()
 
 
-class PacedServerProcess:
+class PacedServerProcess(ChildProcess):
     """Run a :class:`PacedServer` in a forked child (the frames are inherited, not copied)."""
 
     def __init__(self, plan: PacedBooks, cpu: int | None = None) -> None:
@@ -299,13 +299,3 @@ class PacedServerProcess:
                 "late_mean_us": (s[_LATE_SUM] / sent / 1e3) if sent else 0.0,
                 "late_over_100us": int(s[_LATE_OVER_100US]), "runs": int(s[_RUNS])}
 
-    def close(self) -> None:
-        if self.proc is not None and self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(5)
-            if self.proc.is_alive():
-                self.proc.kill()
-                self.proc.join(5)
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

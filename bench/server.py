@@ -182,7 +182,24 @@ def _serve_main(stream: Stream, conn: Any, cpu: int | None, port: int) -> None:
     loop.run_forever()
 
 
-class ServerProcess:
+class ChildProcess:
+    """A helper process (``self.proc``) that ends with its ``with`` block, killed if it lingers."""
+
+    proc: Any = None
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(5)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join(5)
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ServerProcess(ChildProcess):
     """Run a :class:`StreamServer` in a child process (fork: the frames are inherited)."""
 
     def __init__(self, stream: Stream, cpu: int | None = None, port: int = 0) -> None:
@@ -208,16 +225,6 @@ class ServerProcess:
     def url(self, path: str | None = None) -> str:
         return f"ws://127.0.0.1:{self.port}{path or self.stream.paths[0]}"
 
-    def close(self) -> None:
-        if self.proc is not None and self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(5)
-            if self.proc.is_alive():
-                self.proc.kill()
-                self.proc.join(5)
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from .common import cpu_seconds, new_loop, peak_rss_bytes, rss_bytes
-from .server import _pin
+from .server import ChildProcess, _pin
 
 # (count of symbols, channels) per venue/market; 1,000 subscriptions in all.
 BYBIT_LINEAR = 100   # x orderbook.50, publicTrade, tickers = 300
@@ -112,7 +112,7 @@ def _sim_main(options: dict[str, Any], conn: Any, cpu: int | None, seed: int) ->
     loop.run_forever()
 
 
-class SimProcess:
+class SimProcess(ChildProcess):
     def __init__(self, options: dict[str, Any], cpu: int | None = None, seed: int = 7) -> None:
         self.options = options
         self.cpu = cpu
@@ -139,16 +139,6 @@ class SimProcess:
             return {}
         return self.conn.recv()
 
-    def close(self) -> None:
-        if self.proc is not None and self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(5)
-            if self.proc.is_alive():
-                self.proc.kill()
-                self.proc.join(5)
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # ------------------------------------------------------------------------------ client side

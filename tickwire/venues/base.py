@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from tickwire.book import Book
 from tickwire.model import BookUpdate, Event, Gap, Resynced, VenueError
@@ -77,6 +77,24 @@ class Venue:
     def plan(self, subs: Sequence[Subscription]) -> list[list[Subscription]]:
         """Group one endpoint's subscriptions into connections within the venue's limits."""
         return [list(subs)] if subs else []
+
+    @staticmethod
+    def pack(subs: Sequence[Subscription], cost: Callable[[Subscription], tuple[int, ...]],
+             budget: tuple[int, ...]) -> list[list[Subscription]]:
+        """Greedy packing: fill a connection until the next stream would exceed any budget."""
+        groups: list[list[Subscription]] = []
+        cur: list[Subscription] = []
+        used = [0] * len(budget)
+        for s in subs:
+            c = cost(s)
+            if cur and any(u + x > b for u, x, b in zip(used, c, budget)):
+                groups.append(cur)
+                cur, used = [], [0] * len(budget)
+            cur.append(s)
+            used = [u + x for u, x in zip(used, c)]
+        if cur:
+            groups.append(cur)
+        return groups
 
     def new_session(self, endpoint: str, conn: str, options: SessionOptions) -> "Session":
         raise NotImplementedError

@@ -330,9 +330,7 @@ class BGE(Venue):
     def plan(self, subs: Sequence[Subscription]) -> list[list[Subscription]]:
         """One request per stream (``product`` is one string, §2.1), paced by the engine at
         40 requests/s: cap a connection at MAX_STREAMS_PER_CONN streams (10 s of subscribing)."""
-        subs = list(subs)
-        n = MAX_STREAMS_PER_CONN
-        return [subs[i:i + n] for i in range(0, len(subs), n)]
+        return self.pack(subs, lambda s: (1,), (MAX_STREAMS_PER_CONN,))
 
     def decode_endpoint(self, market: str) -> str:
         return PUBLIC  # one wire format: the decoder handles private frames too

@@ -198,20 +198,8 @@ class Bybit(Venue):
 
     def plan(self, subs: Sequence[Subscription]) -> list[list[Subscription]]:
         """Pack subscriptions onto connections: <= 21,000 chars of args; option <= 2,000 args."""
-        groups: list[list[Subscription]] = []
-        cur: list[Subscription] = []
-        chars = 0
-        for s in subs:
-            n = len(s.topic)
-            max_args = OPTION_MAX_ARGS_PER_CONN if s.market == "option" else 10**9
-            if cur and (chars + n > MAX_ARGS_CHARS_PER_CONN or len(cur) >= max_args):
-                groups.append(cur)
-                cur, chars = [], 0
-            cur.append(s)
-            chars += n
-        if cur:
-            groups.append(cur)
-        return groups
+        return self.pack(subs, lambda s: (len(s.topic), s.market == "option"),
+                         (MAX_ARGS_CHARS_PER_CONN, OPTION_MAX_ARGS_PER_CONN))
 
     def new_session(self, endpoint: str, conn: str, options: SessionOptions) -> "BybitSession":
         return BybitSession(self, endpoint, conn, options)

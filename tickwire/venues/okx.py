@@ -269,19 +269,8 @@ class OKX(Venue):
 
     def plan(self, subs: Sequence[Subscription]) -> list[list[Subscription]]:
         """Spread books over connections (< 30 each), others up to 240 args per connection."""
-        groups: list[list[Subscription]] = []
-        cur: list[Subscription] = []
-        books = 0
-        for s in subs:
-            is_book = s.kind == "book" and s.channel not in ("bbo-tbt", "books5")
-            if cur and (len(cur) >= MAX_ARGS_PER_CONN or (is_book and books >= MAX_BOOKS_PER_CONN)):
-                groups.append(cur)
-                cur, books = [], 0
-            cur.append(s)
-            books += is_book
-        if cur:
-            groups.append(cur)
-        return groups
+        return self.pack(subs, lambda s: (1, s.kind == "book" and s.channel not in ("bbo-tbt", "books5")),
+                         (MAX_ARGS_PER_CONN, MAX_BOOKS_PER_CONN))
 
     def close_is_fatal(self, code: int | None) -> str | None:
         return FATAL_CLOSE.get(code or 0)

@@ -112,7 +112,7 @@ class OKXDex(OKX):
 
     def plan(self, subs: Sequence[Subscription]) -> list[list[Subscription]]:
         """As few connections as possible: every connection counts once per channel it carries."""
-        groups = [list(subs[i:i + MAX_ARGS_PER_CONN]) for i in range(0, len(subs), MAX_ARGS_PER_CONN)]
+        groups = self.pack(subs, lambda s: (1,), (MAX_ARGS_PER_CONN,))
         per_channel: dict[str, int] = {}
         for g in groups:
             for ch in {s.channel for s in g}:
