@@ -24,6 +24,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
+	test -x bench/.venv-peers/bin/python || bash bench/setup_peers.sh
 	$(BIN)/python -m bench
 
 clean:
