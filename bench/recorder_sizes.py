@@ -1,4 +1,4 @@
-"""Recorder throughput and file sizes: ``python -m tickwire.sinks.bench [--frames N] [--out DIR]``.
+"""Recorder throughput and file sizes: ``python -m bench.recorder_sizes [--frames N] [--out DIR]``.
 
 Synthetic Bybit linear frames (order book deltas on 50 levels, trades, ticker deltas) are
 decoded by the real Bybit dialect and recorded with the raw archive on, like ``tickwire
