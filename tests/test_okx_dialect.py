@@ -195,8 +195,6 @@ def test_nonzero_checksum_is_verified_and_zero_is_skipped():
 
 
 def test_no_ws_snapshot_buffers_deltas_and_aligns_a_rest_snapshot():
-    from tickwire.venues.okx import _BookData
-
     s = session("public", ["okx:books:BTC-USDT"], snapshot_wait_s=0.5)
     t = s.started_ns
     for seq in (105, 110, 120):
@@ -204,9 +202,11 @@ def test_no_ws_snapshot_buffers_deltas_and_aligns_a_rest_snapshot():
                           False, t + seq) == []
     s.on_timer(t + int(1e9))
     (st,) = s.rest_requests
-    snap = _BookData(bids=[["100", "1", "0", "1"], ["105", "1", "0", "1"]], asks=[["200", "1", "0", "1"]],
-                     ts="1", seqId=105)
-    ev = s.on_rest_snapshot(st, snap, t + int(2e9))
+    body = {"code": "0", "msg": "", "data": [{"bids": [["100", "1", "0", "1"], ["105", "1", "0", "1"]],
+                                              "asks": [["200", "1", "0", "1"]], "ts": "1", "seqId": 105}]}
+    assert s.rest_snapshot_url("https://www.okx.com", st) == \
+        "https://www.okx.com/api/v5/market/books?instId=BTC-USDT&sz=400&source=0"
+    ev = s.on_rest_snapshot(st, body, t + int(2e9))
     assert [type(e) for e in ev] == [BookUpdate, BookUpdate, BookUpdate]
     assert ev[0].snapshot and ev[1].prev_seq == 105 and ev[2].seq == 120
     assert ev[-1].book.bids == {"100": "1", "105": "1", "110": "1", "120": "1"} and ev[-1].book.valid

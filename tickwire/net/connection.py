@@ -150,12 +150,8 @@ class ManagedConnection:
         feed = self.feed
         opts = feed.options
         base = feed.endpoint_base(self.venue.name)
-        self.url = self.venue.url(self.endpoint, base, feed.network)
-        vopts = feed.options.venue_options.get(self.venue.name, {})
-        if vopts.get("port") and hasattr(self.venue, "url_with_port"):
-            self.url = self.venue.url_with_port(self.url, vopts["port"])
-        if vopts.get("path"):  # e.g. the older /ws/v5/dex of the OKX DEX gateway
-            self.url = self.url.replace(f"/ws/{getattr(self.venue, 'ws_version', '')}/", f"/ws/{vopts['path']}/")
+        self.url = self.venue.connect_url(self.endpoint, base, feed.network,
+                                          feed.options.venue_options.get(self.venue.name, {}))
         await feed.connect_limiter(self.venue, self.url).acquire()
         transport, listener = await ws_connect(
             lambda: _Listener(self, session), self.url,
@@ -335,20 +331,14 @@ class ManagedConnection:
 
         s = lst.session
         base = self.venue.rest_base(self.feed.endpoint_base(self.venue.name), self.feed.network)  # type: ignore[attr-defined]
-        url = f"{base}/api/v5/market/books?instId={st.sub.symbol}&sz=400&source=0"
-        snap, err = None, ""
         try:
-            body = await get_json(url, timeout_s=10.0)
-            data = (body.get("data") or [None])[0] if isinstance(body, dict) else None
-            if data is None:
-                err = f"code {body.get('code')} {body.get('msg')}" if isinstance(body, dict) else "bad body"
-            else:
-                snap = msgspec.convert(data, type=s.rest_snapshot_type)  # type: ignore[attr-defined]
+            body = await get_json(s.rest_snapshot_url(base, st), timeout_s=10.0)  # type: ignore[attr-defined]
+            error = ""
         except Exception as e:
-            err = _describe(e)
+            body, error = None, _describe(e)
         if lst.closed.is_set():
             return
-        events = s.on_rest_snapshot(st, snap, time.time_ns(), err)  # type: ignore[attr-defined]
+        events = s.on_rest_snapshot(st, body, time.time_ns(), error)  # type: ignore[attr-defined]
         if events:
             lst.push(events)
 

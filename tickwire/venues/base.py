@@ -71,6 +71,10 @@ class Venue:
         """Full URL of ``endpoint``; ``base`` (scheme://host[:port]) overrides the host."""
         raise NotImplementedError
 
+    def connect_url(self, endpoint: str, base: str | None, network: str, options: dict) -> str:
+        """The URL to dial, with the user's venue options applied (e.g. OKX's port)."""
+        return self.url(endpoint, base, network)
+
     def timers(self) -> Timers:
         return Timers()
 

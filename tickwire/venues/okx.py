@@ -252,6 +252,13 @@ class OKX(Venue):
         host, _, path = rest.partition("/")
         return f"{scheme}://{host.split(':')[0]}:{port}/{path}"
 
+    def connect_url(self, endpoint: str, base: str | None, network: str, options: dict) -> str:
+        # {"port": 8443} selects OKX's old port; {"path": "v5"} the DEX gateway's older /ws/v5/dex.
+        url = self.url(endpoint, base, network)
+        if options.get("path"):
+            url = url.replace(f"/ws/{self.ws_version}/", f"/ws/{options['path']}/")
+        return self.url_with_port(url, options.get("port"))
+
     def rest_base(self, ws_base: str | None, network: str) -> str:
         """REST host for snapshots: the override's host (ws->http), else the venue's."""
         if ws_base:
@@ -297,8 +304,6 @@ def arg_key(arg: dict[str, str] | _Arg) -> str:
 
 class OkxSession(Session):
     """One OKX connection: login, text ping/pong, per-arg acks, notices, books with seqId."""
-
-    rest_snapshot_type = _BookData
 
     def __init__(self, venue: Venue, endpoint: str, conn: str, options: SessionOptions) -> None:
         super().__init__(venue, endpoint, conn, options)
@@ -706,8 +711,25 @@ class OkxSession(Session):
         if len(buf) < 10_000:
             buf.append(d)
 
-    def on_rest_snapshot(self, st: StreamState, snap: _BookData | None, recv_ns: int, error: str = "") -> list[Event]:
-        """Align a REST snapshot (``source=0``, with seqId) with the buffered deltas (okx.md §2.2)."""
+    def rest_snapshot_url(self, base: str, st: StreamState) -> str:
+        return f"{base}/api/v5/market/books?instId={st.sub.symbol}&sz=400&source=0"
+
+    def on_rest_snapshot(self, st: StreamState, body: Any, recv_ns: int, error: str = "") -> list[Event]:
+        """Align a REST snapshot (``source=0``, with seqId) with the buffered deltas (okx.md §2.2).
+
+        ``body`` is the decoded JSON reply (None if the request failed with ``error``)."""
+        snap: _BookData | None = None
+        if isinstance(body, dict):
+            data = (body.get("data") or [None])[0]
+            if data is None:
+                error = f"code {body.get('code')} {body.get('msg')}"
+            else:
+                try:
+                    snap = msgspec.convert(data, type=_BookData)
+                except (msgspec.ValidationError, TypeError) as e:
+                    error = f"bad snapshot: {e}"
+        elif body is not None:
+            error = "bad body"
         out: list[Event] = []
         ex = st.extra or {}
         ex["rest_pending"] = False
