@@ -313,11 +313,11 @@ class ManagedConnection:
             if lst.transport is not None:
                 lst.transport.disconnect(graceful=False)
             return
-        notice = getattr(s, "upgrade_notice", None)
+        notice = s.upgrade_notice
         if notice is not None and self._failover is None and not self.stopping:
-            s.upgrade_notice = None  # type: ignore[attr-defined]
+            s.upgrade_notice = None
             self._failover = asyncio.get_running_loop().create_task(self._fail_over(notice.recv_ns))
-        rest = getattr(s, "rest_requests", None)
+        rest = s.rest_requests
         if rest:
             for st in rest:
                 asyncio.get_running_loop().create_task(self._rest_snapshot(lst, st))
@@ -330,15 +330,15 @@ class ManagedConnection:
         from tickwire.net.http import get_json
 
         s = lst.session
-        base = self.venue.rest_base(self.feed.endpoint_base(self.venue.name), self.feed.network)  # type: ignore[attr-defined]
+        base = self.venue.rest_base(self.feed.endpoint_base(self.venue.name), self.feed.network)
         try:
-            body = await get_json(s.rest_snapshot_url(base, st), timeout_s=10.0)  # type: ignore[attr-defined]
+            body = await get_json(s.rest_snapshot_url(base, st), timeout_s=10.0)
             error = ""
         except Exception as e:
             body, error = None, _describe(e)
         if lst.closed.is_set():
             return
-        events = s.on_rest_snapshot(st, body, time.time_ns(), error)  # type: ignore[attr-defined]
+        events = s.on_rest_snapshot(st, body, time.time_ns(), error)
         if events:
             lst.push(events)
 

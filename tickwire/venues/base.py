@@ -71,6 +71,10 @@ class Venue:
         """Full URL of ``endpoint``; ``base`` (scheme://host[:port]) overrides the host."""
         raise NotImplementedError
 
+    def rest_base(self, ws_base: str | None, network: str) -> str:
+        """REST host of the venue (for book snapshots), following a WebSocket host override."""
+        raise NotImplementedError
+
     def connect_url(self, endpoint: str, base: str | None, network: str, options: dict) -> str:
         """The URL to dial, with the user's venue options applied (e.g. OKX's port)."""
         return self.url(endpoint, base, network)
@@ -180,6 +184,8 @@ class Session:
         self.fatal_error: VenueError | None = None   # e.g. login refused: do not reconnect
         self.refused: set[str] = set()                 # topics the venue refused for good
         self.timer_events: list[Event] = []            # events raised by on_timer (engine drains)
+        self.upgrade_notice: Any = None                # the venue announced a close: engine fails over
+        self.rest_requests: list[StreamState] = []     # books needing a REST snapshot (engine fetches)
 
     # -- engine-facing API --------------------------------------------------------------
     def start(self, now_ns: int) -> None:
@@ -315,6 +321,14 @@ class Session:
 
     def resync(self, subs: list[Subscription]) -> None:
         """Re-request fresh snapshots for these topics only (venue-specific)."""
+        raise NotImplementedError
+
+    def rest_snapshot_url(self, base: str, st: StreamState) -> str:
+        """Where a book snapshot is fetched when the socket sent none (venues that need it)."""
+        raise NotImplementedError
+
+    def on_rest_snapshot(self, st: StreamState, body: Any, recv_ns: int, error: str = "") -> list[Event]:
+        """The decoded REST reply (or None and the error) for a book in ``rest_requests``."""
         raise NotImplementedError
 
     def book_event(self, st: StreamState, bids: list, asks: list, snapshot: bool, seq: int,

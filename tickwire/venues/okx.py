@@ -311,10 +311,8 @@ class OkxSession(Session):
         self.pending: dict[str, tuple[str, list[str]]] = {}   # request id -> (op, topics)
         self.logged_in = False
         self.login_sent = False
-        self.upgrade_notice: Notice | None = None             # 64008 seen: engine fails over
         self.verify_checksum = bool(options.extra.get("verify_checksum", True))
         self.snapshot_wait_s = float(options.extra.get("snapshot_wait_s", 2.0))
-        self.rest_requests: list[StreamState] = []            # books needing a REST snapshot
         self.conn_id = ""
         self.backoff_s = 0.0
 
