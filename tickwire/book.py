@@ -25,14 +25,15 @@ def _is_zero(size: str) -> bool:
 class _Side:
     """One side: exact levels in a dict, price order kept lazily.
 
-    A size change (the common delta) is one dict store. An insert or delete is a dict
-    operation plus a note in ``pending``; the sorted price list catches up only when someone
-    reads the order (``top``/``best``), with one bisect per changed price. A reader who looks
-    at every update pays what an always-sorted book costs; a writer nobody reads pays nothing
-    for ordering. ``pending`` is bounded: past ``4 * levels + 256`` notes the order is rebuilt.
+    A size change (the common delta) is one dict store. Until someone reads the order, an
+    insert or delete is a dict operation plus a note in ``pending`` (a book nobody reads, e.g.
+    one being recorded, pays nothing for ordering; ``pending`` is bounded: past
+    ``4 * levels + 256`` notes the order is rebuilt). From the first read (``top``/``best``)
+    on, the side keeps its order on every update with one bisect per inserted/deleted level,
+    which is cheaper than catching up at every read.
     """
 
-    __slots__ = ("levels", "_prices", "_keys", "descending", "pending")
+    __slots__ = ("levels", "_prices", "_keys", "descending", "pending", "eager")
 
     def __init__(self, descending: bool) -> None:
         self.levels: dict[str, str] = {}
@@ -40,6 +41,7 @@ class _Side:
         self._keys: list[float] = []  # sort keys of ``_prices``, ascending (bids negated)
         self.descending = descending
         self.pending: list[str] = []  # prices inserted or deleted since the order was synced
+        self.eager = False            # someone reads the order: keep it sorted on every update
 
     def clear(self) -> None:
         self.levels.clear()
@@ -64,6 +66,9 @@ class _Side:
         self.pending.clear()
 
     def apply(self, levels: Iterable[Sequence[str]]) -> None:
+        if self.eager:
+            self._apply_sorted(levels)
+            return
         lv = self.levels
         zeros = _ZEROS
         pending = self.pending
@@ -85,9 +90,37 @@ class _Side:
         if changed and len(pending) > 256 + 4 * len(lv):
             self._rebuild()  # nobody reads the order: keep the note list bounded (amortized O(log n))
 
+    def _apply_sorted(self, levels: Iterable[Sequence[str]]) -> None:
+        """apply() for a book whose order is read: one bisect per inserted/deleted level."""
+        lv = self.levels
+        zeros = _ZEROS
+        keys = self._keys
+        prices = self._prices
+        neg = self.descending
+        for level in levels:
+            price = level[0]
+            size = level[1]
+            if size in zeros:
+                if lv.pop(price, None) is not None:
+                    key = -float(price) if neg else float(price)
+                    i = bisect_left(keys, key)
+                    while prices[i] != price:  # equal values in another spelling sort together
+                        i += 1
+                    del keys[i]
+                    del prices[i]
+            elif price in lv:
+                lv[price] = size
+            else:
+                lv[price] = size
+                key = -float(price) if neg else float(price)
+                i = bisect_left(keys, key)
+                keys.insert(i, key)
+                prices.insert(i, price)
+
     @property
     def prices(self) -> list[str]:
         """Prices best first (brings the order up to date)."""
+        self.eager = True
         if self.pending:
             self._sync()
         return self._prices
@@ -100,10 +133,15 @@ class _Side:
         for price in self.pending:
             key = -float(price) if neg else float(price)
             i = bisect_left(keys, key)
-            # equal floats from different spellings ("1.5"/"1.50") are told apart by the string
-            while i < len(keys) and keys[i] == key and prices[i] != price:
-                i += 1
-            listed = i < len(prices) and prices[i] == price
+            if i < len(keys) and keys[i] == key:
+                if prices[i] != price:  # same value, other spelling ("1.5"/"1.50"): find ours
+                    while i < len(keys) and keys[i] == key and prices[i] != price:
+                        i += 1
+                    listed = i < len(keys) and prices[i] == price
+                else:
+                    listed = True
+            else:
+                listed = False
             if price in lv:
                 if not listed:
                     keys.insert(i, key)
@@ -112,6 +150,13 @@ class _Side:
                 del keys[i]
                 del prices[i]
         self.pending.clear()
+
+    def best(self) -> tuple[str, str] | None:
+        self.eager = True
+        if self.pending:
+            self._sync()
+        p = self._prices
+        return (p[0], self.levels[p[0]]) if p else None
 
     def top(self, n: int) -> list[tuple[str, str]]:
         lv = self.levels
@@ -168,14 +213,10 @@ class Book:
         return self.asks_side.levels
 
     def best_bid(self) -> tuple[str, str] | None:
-        s = self.bids_side
-        p = s.prices
-        return (p[0], s.levels[p[0]]) if p else None
+        return self.bids_side.best()
 
     def best_ask(self) -> tuple[str, str] | None:
-        s = self.asks_side
-        p = s.prices
-        return (p[0], s.levels[p[0]]) if p else None
+        return self.asks_side.best()
 
     def top(self, n: int = 10) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         """Best ``n`` levels per side, best first, as exact (price, size) strings."""
