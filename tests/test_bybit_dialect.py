@@ -288,3 +288,11 @@ def test_a_silent_level1_book_is_resubscribed_but_a_repeating_one_is_not():
     (gap,) = s.timer_events
     assert isinstance(gap, Gap) and "no update" in gap.reason
     assert [(f["op"], f["args"]) for f in sent(s) if f["op"] != "ping"] == [("unsubscribe", [t]), ("subscribe", [t])]
+
+
+async def test_an_unknown_network_is_a_clear_error_before_any_connection():
+    import tickwire
+
+    with pytest.raises(SpecError, match="okx has no 'testnet' network"):
+        async with tickwire.stream("okx:books:BTC-USDT", network="testnet"):
+            pass

@@ -28,7 +28,7 @@ from tickwire.book import Book
 from tickwire.model import Event, Overflow, VenueError
 from tickwire.net.connection import ManagedConnection, default_ssl_context
 from tickwire.net.ratelimit import MultiWindow
-from tickwire.subscription import Subscription, parse_many
+from tickwire.subscription import SpecError, Subscription, parse_many
 from tickwire.venues import get_venue
 from tickwire.venues.base import SessionOptions, Venue
 
@@ -134,6 +134,11 @@ class Feed:
         by_endpoint: dict[tuple[str, str], list[Subscription]] = {}
         for s in self.subscriptions:
             by_endpoint.setdefault((s.venue, s.endpoint), []).append(s)
+        for vname in {v for v, _ in by_endpoint}:
+            venue = get_venue(vname)
+            if self.network not in venue.networks and vname not in self.options.endpoints:
+                raise SpecError(f"{vname} has no {self.network!r} network; it has: {', '.join(venue.networks)} "
+                                f"(or point it elsewhere with endpoints={{'{vname}': URL}} / --endpoint)")
         for (vname, endpoint), subs in by_endpoint.items():
             venue = get_venue(vname)
             for group in venue.plan(subs):
@@ -361,7 +366,13 @@ class stream:
                 if resolve(v, feed.options.credentials) is None:
                     feed.options.credentials[v] = SIM_TEST_KEY
         self.feed = feed
-        await feed.start()
+        try:
+            await feed.start()
+        except BaseException:
+            await feed.close()
+            if self.simulator is not None:
+                await self.simulator.stop()
+            raise
         return feed
 
     async def __aexit__(self, *exc: Any) -> None:
