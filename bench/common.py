@@ -30,12 +30,11 @@ def pin_harness() -> tuple[int | None, int | None, str]:
     return None, None, "none (fewer than 2 CPUs available); server and client share the machine"
 
 
-def run_func(target: str, kwargs: dict[str, Any], cpu: int | None, timeout: float) -> dict[str, Any]:
-    """Run ``module:function(**kwargs)`` in a fresh project-venv process (``bench.suite_runner``)."""
+def run_child(argv: list[str], cpu: int | None, timeout: float, python: str | None = None) -> dict[str, Any]:
+    """Run ``python -m <argv> --out FILE [--cpu N]`` in a fresh process; its JSON result, or an error row."""
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         out = Path(tmp) / "result.json"
-        cmd = [sys.executable, "-m", "bench.suite_runner", target, "--kwargs", json.dumps(kwargs),
-               "--out", str(out)]
+        cmd = [python or sys.executable, "-m", *argv, "--out", str(out)]
         if cpu is not None:
             cmd += ["--cpu", str(cpu)]
         env = dict(os.environ)
@@ -47,10 +46,25 @@ def run_func(target: str, kwargs: dict[str, Any], cpu: int | None, timeout: floa
         if not out.exists():
             tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-3:]
             return {"status": "error", "reason": f"process exited {proc.returncode}: {' | '.join(tail)}"}
-        res = json.loads(out.read_text())
-        if res.get("status") != "ok" and res.get("traceback"):
-            print(res["traceback"], file=sys.stderr)
-        return res
+        return json.loads(out.read_text())
+
+
+def run_func(target: str, kwargs: dict[str, Any], cpu: int | None, timeout: float) -> dict[str, Any]:
+    """Run ``module:function(**kwargs)`` in a fresh project-venv process (``bench.suite_runner``)."""
+    res = run_child(["bench.suite_runner", target, "--kwargs", json.dumps(kwargs)], cpu, timeout)
+    if res.get("status") != "ok" and res.get("traceback"):
+        print(res["traceback"], file=sys.stderr)
+    return res
+
+
+def write_result(res: dict[str, Any], path: str) -> None:
+    """A child's last act: write its result and leave at once (clients may leave threads behind)."""
+    res["python"] = sys.version.split()[0]
+    with open(path, "w") as f:
+        json.dump(res, f)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 # ------------------------------------------------------------------------------- client side

@@ -9,13 +9,14 @@ stdlib only, apart from the client module it loads.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import socket
 import sys
 import traceback
 from typing import Any
+
+from .common import write_result
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "", None}
 
@@ -85,13 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         res = {"status": "skip", "reason": str(e) or "not supported"}
     except Exception as e:  # reported in the table, never hidden
         res = {"status": "error", "reason": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
-    res["python"] = sys.version.split()[0]
-    with open(a.out, "w") as f:
-        json.dump(res, f)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Some clients leave non-daemon threads or loops behind; the result is written, leave now.
-    os._exit(0)
+    write_result(res, a.out)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import sys
 import traceback
 from typing import Any
 
+from .common import write_result
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
@@ -44,12 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         res["status"] = "ok"
     except Exception as e:  # reported in the table, never hidden
         res = {"status": "error", "reason": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
-    res["python"] = sys.version.split()[0]
-    with open(a.out, "w") as f:
-        json.dump(res, f)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    write_result(res, a.out)
 
 
 if __name__ == "__main__":

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+
+from .common import run_child
 
 from . import streams
 from .clients import CLIENT_DESC, CLIENT_ENV, CLIENT_VENUES, CLIENTS, VENUES
@@ -93,21 +91,7 @@ def check_trades(res: dict[str, Any], st: streams.Stream) -> str:
 
 def run_client(name: str, url: str, st: streams.Stream, cpu: int | None, timeout: float) -> dict[str, Any]:
     py = str(PEERS_PY) if CLIENT_ENV.get(name, "project") == "peers" else sys.executable
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        out = Path(tmp) / "result.json"
-        cmd = [py, "-m", "bench.runner", name, url, st.key, str(st.expected_msgs), "--out", str(out)]
-        if cpu is not None:
-            cmd += ["--cpu", str(cpu)]
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        try:
-            proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return {"status": "error", "reason": f"timed out after {timeout:.0f} s"}
-        if not out.exists():
-            tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-3:]
-            return {"status": "error", "reason": f"runner exited {proc.returncode}: {' | '.join(tail)}"}
-        return json.loads(out.read_text())
+    return run_child(["bench.runner", name, url, st.key, str(st.expected_msgs)], cpu, timeout, python=py)
 
 
 def measure(name: str, url: str, st: streams.Stream, cpu: int | None, repeat: int) -> Row:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import tickwire
-from tickwire.model import BookUpdate, Disconnected, Overflow
+from tickwire.model import Disconnected, Overflow
 
 sim_mod = pytest.importorskip("tickwire.sim")
 

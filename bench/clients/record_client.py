@@ -13,7 +13,6 @@ encoding and publishing the last files), so the full cost of recording is counte
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import tempfile
 import time

@@ -3,7 +3,6 @@ maintained book with integrity state, normalized events delivered to an ``async 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from . import NotSupported

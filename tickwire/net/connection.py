@@ -17,13 +17,12 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 from picows import WSListener, WSMsgType, WSTransport, ws_connect
 
 from tickwire.model import Connected, Disconnected, Event, VenueError
-from tickwire.net.ratelimit import MultiWindow, SlidingWindow, backoff_delay
+from tickwire.net.ratelimit import SlidingWindow, backoff_delay
 from tickwire.subscription import Subscription
-from tickwire.venues.base import CONTROL, Session, SessionOptions, Venue
+from tickwire.venues.base import CONTROL, Session, Venue
 
 if TYPE_CHECKING:
     from tickwire.net.feed import Feed

@@ -25,7 +25,7 @@ from typing import Any, AsyncIterator, Callable, Iterable
 from urllib.parse import urlsplit
 
 from tickwire.book import Book
-from tickwire.model import Event, Overflow, VenueError
+from tickwire.model import Event, Overflow
 from tickwire.net.connection import ManagedConnection, default_ssl_context
 from tickwire.net.ratelimit import MultiWindow
 from tickwire.subscription import SpecError, Subscription, parse_many

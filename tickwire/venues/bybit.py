@@ -15,7 +15,7 @@ import msgspec
 
 from tickwire.model import BookUpdate, Candle, Event, Liquidation, Ticker, Trade
 from tickwire.subscription import Subscription
-from tickwire.venues.base import CONTROL, REQUEST, Limits, Session, SessionOptions, StreamState, Timers, Venue
+from tickwire.venues.base import REQUEST, Limits, Session, SessionOptions, StreamState, Timers, Venue
 
 MARKETS = ("linear", "spot", "inverse", "option")
 
