@@ -248,3 +248,19 @@ def test_cli_tail_sim_dex_logs_in_with_the_sim_key_and_a_wrong_secret_exits_nonz
     assert r.returncode == 3
     assert b"login refused: 60007" in r.stderr and b"a-wrong-secret" not in r.stdout + r.stderr
     assert r.stdout.count(b'"Connected"') == 1  # no retry loop
+
+
+async def test_notice_on_a_private_connection_logs_the_replacement_in_before_switching():
+    opts = {"okx": {"notice_every_s": 1.0, "notice_lead_s": 0.8, "order_events_per_s": 20}}
+    async with Simulator(venues=["okx"], seed=14, options=opts) as sim:
+        async with tickwire.stream("okx:orders:ANY", endpoints=sim.endpoints, credentials={"okx": KEY},
+                                   timers={"okx": {**FAST, "notice_lead_s": 0.8}}) as feed:
+            evs = await run_for(feed, 4.0)
+            stats = sim.venue("okx").stats
+    assert sum(isinstance(e, Notice) for e in evs) >= 2
+    assert not any(isinstance(e, (VenueError, Gap)) for e in evs), [e for e in evs if isinstance(e, VenueError)][:2]
+    orders = [e for e in evs if type(e).__name__ == "Order"]
+    assert len(orders) > 20
+    keys = [(o.order_id, o.status, o.filled_size, o.exch_ns) for o in orders]
+    assert len(keys) == len(set(keys))  # no order update delivered twice across the switches
+    assert stats.auth_ok >= 3 and stats.auth_failed == 0
