@@ -7,7 +7,8 @@ connection at a point where the two agree:
 
 * books: when the new connection holds an update whose ``prev_seq`` equals the last
   sequence the user got (the chain continues unbroken), or its snapshot equals it;
-* trades: when a trade id seen from both shows the overlap (nothing lost, nothing twice);
+* trades, fills and order updates: when an event seen from both (same trade id, or same
+  order id/time/state) shows the overlap (nothing lost, nothing twice);
 * other streams (tickers, candles, mark price...): at the switch, dropping a first event
   identical to the last one delivered.
 
@@ -18,12 +19,11 @@ connection's book with one snapshot event, so the user is never left with a brok
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, Callable
 
 import msgspec
 
-from tickwire.model import BookUpdate, Event, Trade
+from tickwire.model import BookUpdate, Event, Fill, Order, Trade
 
 _OLD = 0
 _NEW = 1
@@ -37,10 +37,20 @@ class _Stream:
         self.is_book = False
         self.is_trade = False
         self.last_seq: int | None = None
-        self.old_ids: deque[str] = deque(maxlen=5000)
+        self.old_ids: dict[Any, None] = {}  # identities delivered to the user (newest 5,000), O(1) lookups
         self.held: list[Event] = []   # new-connection events waiting for the join point
         self.overlap = False
         self.last_event: Event | None = None
+
+
+def _identity(ev: Event) -> Any:
+    """What makes an event of an append-only stream unique (None: a state-like stream)."""
+    t = type(ev)
+    if t is Trade or t is Fill:
+        return ev.trade_id or None  # type: ignore[attr-defined]
+    if t is Order:
+        return (ev.order_id, ev.exch_ns, ev.status, ev.filled_size)  # type: ignore[attr-defined]
+    return None
 
 
 def _same(a: Event | None, b: Event) -> bool:
@@ -115,9 +125,9 @@ class Merger:
                 if len(st.held) > 20_000:  # never grows without bound
                     del st.held[1:10_000]
                 self._try_join(st, out)
-            elif isinstance(ev, Trade):
+            elif (key := _identity(ev)) is not None:
                 st.is_trade = True
-                if ev.trade_id and ev.trade_id in st.old_ids:
+                if key in st.old_ids:
                     st.overlap = True        # the old one delivered this: later ones are new
                     st.held.clear()
                 elif st.overlap:
@@ -139,10 +149,12 @@ class Merger:
         if isinstance(ev, BookUpdate):
             st.is_book = True
             st.last_seq = ev.seq
-        elif isinstance(ev, Trade):
+        elif (key := _identity(ev)) is not None:
             st.is_trade = True
-            if ev.trade_id:
-                st.old_ids.append(ev.trade_id)
+            ids = st.old_ids
+            ids[key] = None
+            if len(ids) > 5000:
+                del ids[next(iter(ids))]
 
     def _try_join(self, st: _Stream, out: list[Event]) -> None:
         held = st.held
@@ -160,9 +172,9 @@ class Merger:
         elif st.is_trade:
             ids = st.old_ids
             for i, ev in enumerate(held):
-                if ev.trade_id in ids:                           # type: ignore[attr-defined]
+                if _identity(ev) in ids:
                     st.overlap = True
-                    rest = [e for e in held[i + 1:] if e.trade_id not in ids]  # type: ignore[attr-defined]
+                    rest = [e for e in held[i + 1:] if _identity(e) not in ids]
                     self._switch(st, rest, out)
                     return
 
@@ -203,7 +215,7 @@ class Merger:
                 st.held = []
             elif st.is_trade:
                 ids = st.old_ids
-                self._switch(st, [e for e in st.held if e.trade_id not in ids], out)  # type: ignore[attr-defined]
+                self._switch(st, [e for e in st.held if _identity(e) not in ids], out)
             else:
                 held = [e for e in st.held if not _same(st.last_event, e)]
                 self._switch(st, held, out)
