@@ -58,6 +58,17 @@ def install_loopback_guard() -> None:
     socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
 
 
+def prepare_child(cpu: int | None) -> None:
+    """What every measured child process does first: pin to its core, loopback only, quiet logs."""
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, {cpu})
+        except OSError:
+            pass
+    install_loopback_guard()
+    logging.basicConfig(level=logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("client")
@@ -67,14 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--cpu", type=int, default=None)
     a = ap.parse_args(argv)
-
-    if a.cpu is not None and hasattr(os, "sched_setaffinity"):
-        try:
-            os.sched_setaffinity(0, {a.cpu})
-        except OSError:
-            pass
-    install_loopback_guard()
-    logging.basicConfig(level=logging.ERROR)
+    prepare_child(a.cpu)
 
     from bench.clients import CLIENTS, NotSupported
 

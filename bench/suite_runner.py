@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import logging
-import os
 import sys
 import traceback
 from typing import Any
@@ -28,16 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--cpu", type=int, default=None)
     a = ap.parse_args(argv)
+    from bench.runner import prepare_child
 
-    if a.cpu is not None and hasattr(os, "sched_setaffinity"):
-        try:
-            os.sched_setaffinity(0, {a.cpu})
-        except OSError:
-            pass
-    from bench.runner import install_loopback_guard
-
-    install_loopback_guard()
-    logging.basicConfig(level=logging.ERROR)
+    prepare_child(a.cpu)
     mod_name, _, func_name = a.target.partition(":")
     res: dict[str, Any]
     try:
