@@ -266,7 +266,21 @@ class BybitSession(Session):
             else:
                 st = self.streams.get(msg.topic)
                 if st is not None:
-                    return self._book(st, msg.type, msg.data, msg.ts, recv_ns)
+                    d = msg.data
+                    u = d.u
+                    prev = st.last_seq
+                    if u == prev + 1 and st.synced and u != 1 and msg.type == "delta":
+                        # The hot path, inline: the next delta of an intact book.
+                        book = st.book
+                        book.apply_delta(d.b, d.a, u)  # type: ignore[union-attr]
+                        exch_ns = msg.ts * 1_000_000
+                        book.exch_ns = exch_ns  # type: ignore[union-attr]
+                        st.last_seq = u
+                        sub = st.sub
+                        return [BookUpdate(venue="bybit", market=sub.market, symbol=sub.symbol, stream=sub.spec,
+                                           exch_ns=exch_ns, recv_ns=recv_ns, bids=d.b, asks=d.a, snapshot=False,
+                                           seq=u, prev_seq=prev, book=book)]
+                    return self._book(st, msg.type, d, msg.ts, recv_ns)
         try:
             env = _env_decoder.decode(payload)
         except msgspec.DecodeError as e:
@@ -418,24 +432,7 @@ class BybitSession(Session):
                       raw=dict(merged))
 
     def _book(self, st: StreamState, typ: str, d: _BookData, ts: int, recv_ns: int) -> list[Event]:
-        u = d.u
-        book = st.book
-        if u == st.last_seq + 1 and st.synced and u != 1 and typ == "delta":
-            # The hot path: the next delta of an intact book.
-            prev = st.last_seq
-            book.bids_side.apply(d.b)  # type: ignore[union-attr]
-            book.asks_side.apply(d.a)  # type: ignore[union-attr]
-            book.seq = u  # type: ignore[union-attr]
-            exch_ns = ts * 1_000_000
-            book.exch_ns = exch_ns  # type: ignore[union-attr]
-            st.last_seq = u
-            sub = st.sub
-            return [BookUpdate(venue="bybit", market=sub.market, symbol=sub.symbol, stream=sub.spec,
-                               exch_ns=exch_ns, recv_ns=recv_ns, bids=d.b, asks=d.a, snapshot=False,
-                               seq=u, prev_seq=prev, book=book)]
-        return self._book_slow(st, typ, d, ts, recv_ns)
-
-    def _book_slow(self, st: StreamState, typ: str, d: _BookData, ts: int, recv_ns: int) -> list[Event]:
+        """Everything but the next delta of an intact book (on_frame handles that inline)."""
         book = st.book
         assert book is not None
         st.last_rx_ns = recv_ns

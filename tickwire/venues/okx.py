@@ -424,9 +424,7 @@ class OkxSession(Session):
                                 and seq != prev and not d.checksum:
                             # The hot path: the next update of an intact book (no legacy checksum).
                             book = st.book
-                            book.bids_side.apply(d.bids)  # type: ignore[union-attr]
-                            book.asks_side.apply(d.asks)  # type: ignore[union-attr]
-                            book.seq = seq  # type: ignore[union-attr]
+                            book.apply_delta(d.bids, d.asks, seq)  # type: ignore[union-attr]
                             exch_ns = int(d.ts) * 1_000_000
                             book.exch_ns = exch_ns  # type: ignore[union-attr]
                             st.last_seq = seq
