@@ -9,7 +9,7 @@ export TICKWIRE_RECORDED_DIR
 
 .PHONY: demo test venv clean bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py tickwire/net/_hot.pyx
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

@@ -82,3 +82,12 @@ def test_lazy_order_is_exact_whether_read_after_every_update_or_rarely(deltas):
     exp_b = sorted(model_b.items(), key=lambda kv: -Decimal(kv[0]))
     exp_a = sorted(model_a.items(), key=lambda kv: Decimal(kv[0]))
     assert b.top(10_000) == (exp_b, exp_a)
+
+
+def test_snapshot_after_the_order_was_read_reorders_from_scratch():
+    b = Book()
+    b.apply_snapshot([("1", "1"), ("2", "1")], [("3", "1")])
+    assert b.best_bid() == ("2", "1")  # the order is now kept on every update
+    b.apply_snapshot([("1.5", "9"), ("0.5", "1")], [("4", "2"), ("3.5", "1")])
+    b.apply_delta([("1.7", "3"), ("0.5", "0")], [("3.5", "0")])
+    assert b.top(5) == ([("1.7", "3"), ("1.5", "9")], [("4", "2")])

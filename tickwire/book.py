@@ -33,7 +33,7 @@ class _Side:
     the order with one bisect, which is cheaper than catching up at every read.
     """
 
-    __slots__ = ("levels", "_prices", "_keys", "descending", "eager")
+    __slots__ = ("levels", "_prices", "_keys", "descending", "eager", "twin")
 
     def __init__(self, descending: bool) -> None:
         self.levels: dict[str, str] = {}
@@ -41,6 +41,7 @@ class _Side:
         self._keys: list[float] = []  # sort keys of ``_prices``, ascending (bids negated)
         self.descending = descending
         self.eager = False            # someone reads the order: keep it sorted on every update
+        self.twin: _Side | None = None  # the book's other side: both sides switch to eager together
 
     def clear(self) -> None:
         self.levels.clear()
@@ -94,8 +95,10 @@ class _Side:
     def prices(self) -> list[str]:
         """Prices best first (sorts once on the first read, then keeps the order)."""
         if not self.eager:
-            self._rebuild()
-            self.eager = True
+            for side in (self, self.twin):
+                if side is not None and not side.eager:
+                    side._rebuild()
+                    side.eager = True
         return self._prices
 
     def best(self) -> tuple[str, str] | None:
@@ -126,6 +129,7 @@ class Book:
         self.symbol = symbol
         self.bids_side = _Side(descending=True)
         self.asks_side = _Side(descending=False)
+        self.bids_side.twin, self.asks_side.twin = self.asks_side, self.bids_side
         self.valid = False
         self.seq = 0
         self.exch_ns = 0
@@ -145,7 +149,7 @@ class Book:
         self.seq = seq
         bs = self.bids_side
         as_ = self.asks_side
-        if bs.eager or as_.eager:
+        if bs.eager:  # both sides or neither (see _Side.prices)
             bs.apply_sorted(bids)
             as_.apply_sorted(asks)
             return

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from picows import WSListener, WSMsgType, WSTransport, ws_connect
 
 from tickwire.model import Connected, Disconnected, Event, VenueError
+from tickwire.net import hot
 from tickwire.net.ratelimit import SlidingWindow, backoff_delay
 from tickwire.subscription import Subscription
 from tickwire.venues.base import CONTROL, Session, Venue
@@ -35,14 +36,40 @@ _BINARY = WSMsgType.BINARY
 _CLOSE = WSMsgType.CLOSE
 
 
-class _Listener(WSListener):
-    """picows callbacks -> session; runs on the event loop, never blocks."""
+class _PyReader(WSListener):
+    """The socket callback, frame -> venue decoder -> events -> feed (pure-Python reference;
+    ``_hot.pyx`` has the compiled twin). Runs on the event loop and never blocks."""
 
-    __slots__ = ("conn", "session", "push", "raw", "close_code", "close_reason", "closed", "transport",
-                 "decode")
+    __slots__ = ()
+
+    def on_ws_frame(self, transport: WSTransport, frame: Any) -> None:
+        mt = frame.msg_type
+        if mt is _TEXT or mt is _BINARY:
+            recv_ns = _time_ns()
+            payload = frame.get_payload_as_bytes()
+            if self.raw is not None:
+                self.raw(self.name, recv_ns, payload, mt is _BINARY)
+            try:
+                events = self.decode(payload, mt is _BINARY, recv_ns)
+            except Exception as e:  # a dialect bug must not kill the feed
+                events = self.decoder_failed(e, recv_ns)
+            if events:
+                self.push(events)
+            if self.session.outbox:
+                self.flush_outbox()
+        else:
+            self.on_control_frame(transport, frame)
+
+
+class _Listener(hot.compiled.FrameReader if hot.compiled else _PyReader):  # type: ignore[misc]
+    """One connection's picows listener: the hot path comes from the reader base class."""
+
+    __slots__ = ("conn", "close_code", "close_reason", "closed", "transport") + (
+        () if hot.compiled else ("session", "decode", "push", "raw", "name"))
 
     def __init__(self, conn: "ManagedConnection", session: Session) -> None:
         self.conn = conn
+        self.name = conn.name
         self.session = session
         self.decode = session.on_frame     # bound once: this is the hot path
         self.push = conn.feed.push          # replaced by the failover merger while switching
@@ -55,23 +82,16 @@ class _Listener(WSListener):
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
 
-    def on_ws_frame(self, transport: WSTransport, frame: Any) -> None:
+    def decoder_failed(self, e: Exception, recv_ns: int) -> list[Event]:
+        log.exception("decoder error on %s", self.conn.name)
+        return [self.session.error("internal", f"decoder error: {e!r}", recv_ns=recv_ns)]
+
+    def flush_outbox(self) -> None:
+        self.conn.flush(self)
+
+    def on_control_frame(self, transport: WSTransport, frame: Any) -> None:
         recv_ns = _time_ns()
-        mt = frame.msg_type
-        if mt is _TEXT or mt is _BINARY:
-            payload = frame.get_payload_as_bytes()
-            if self.raw is not None:
-                self.raw(self.conn.name, recv_ns, payload, mt is _BINARY)
-            try:
-                events = self.decode(payload, mt is _BINARY, recv_ns)
-            except Exception as e:  # a dialect bug must not kill the feed
-                log.exception("decoder error on %s", self.conn.name)
-                events = [self.session.error("internal", f"decoder error: {e!r}", recv_ns=recv_ns)]
-            if events:
-                self.push(events)
-            if self.session.outbox:
-                self.conn.flush(self)
-        elif mt is _CLOSE:
+        if frame.msg_type is _CLOSE:
             self.close_code = int(frame.get_close_code())
             try:
                 self.close_reason = frame.get_close_reason() or ""

@@ -19,18 +19,21 @@ import dataclasses
 import gc
 import ssl
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable, Iterable
 from urllib.parse import urlsplit
 
 from tickwire.book import Book
-from tickwire.model import Event, Overflow
+from tickwire.model import Event
+from tickwire.net import hot, queue
 from tickwire.net.connection import ManagedConnection, default_ssl_context
 from tickwire.net.ratelimit import MultiWindow
 from tickwire.subscription import SpecError, Subscription, parse_many
 from tickwire.venues import get_venue
 from tickwire.venues.base import SessionOptions, Venue
+
+
+_EventQueue = hot.compiled.EventQueue if hot.compiled else queue.EventQueue
 
 
 class FeedError(RuntimeError):
@@ -69,21 +72,14 @@ class Feed:
         self.network = self.options.network
         self.connections: list[ManagedConnection] = []
         self.raw_hook: Callable[[str, int, bytes, bool], None] | None = None
-        self._buf: deque[Event] = deque()
-        self._waiter: asyncio.Future | None = None
-        self._overflow: Overflow | None = None
+        self._queue = _EventQueue(self.options.max_buffer, self.options.read_ahead, self._pause, self._resume)
+        self.push: Callable[[list[Event]], None] = self._queue.push
+        """Called by connection readers: append events, never block (see :mod:`tickwire.net.queue`)."""
         self._closed = False
-        self._error: BaseException | None = None
         self._limiters: dict[tuple[str, str], MultiWindow] = {}
         self._ticker: asyncio.Task | None = None
         self._conn_seq = 0
         self._ssl: ssl.SSLContext | None = None
-        self.max_buffer = self.options.max_buffer
-        self._room = self.max_buffer - 1024  # a frame yields at most ~1k events; exact check beyond
-        self._high0 = self._high = self.options.read_ahead
-        self._low = self._high0 // 4
-        self._paused = False
-        self._rearm = False
         self._pause_timer: asyncio.TimerHandle | None = None
 
     # -- configuration used by connections ----------------------------------------------
@@ -168,7 +164,7 @@ class Feed:
     async def close(self) -> None:
         if self._closed:
             return
-        self._closed = True
+        self._closed = self._queue.closed = True
         if self._ticker is not None:
             self._ticker.cancel()
         await asyncio.gather(*(c.stop() for c in self.connections), return_exceptions=True)
@@ -211,68 +207,21 @@ class Feed:
                 c.remove(subs)
 
     # -- the event stream -------------------------------------------------------------------
-    def push(self, events: list[Event]) -> None:
-        """Called by connection readers: append events, never block."""
-        buf = self._buf
-        if len(buf) < self._room:
-            buf.extend(events)
-            if len(buf) > self._high and not self._paused and self._high:
-                self._pause()
-        else:
-            self._push_overflowing(events)
-        w = self._waiter
-        if w is not None:
-            self._waiter = None
-            if not w.done():
-                w.set_result(None)
-
-    def _push_overflowing(self, events: list[Event]) -> None:
-        buf = self._buf
-        ov = self._overflow
-        for ev in events:
-            if ev.is_status:
-                buf.append(ev)
-            elif len(buf) < self.max_buffer:
-                buf.append(ev)
-            else:
-                if ov is None:
-                    ov = self._overflow = Overflow(venue=ev.venue, recv_ns=ev.recv_ns, dropped=0)
-                    buf.append(ov)
-                ov.dropped += 1
-
     def connection_failed(self, conn: ManagedConnection) -> None:
         """A connection stopped for good (fatal venue error). If all did, end the feed."""
         if all(c.fatal is not None for c in self.connections):
             err = conn.fatal
-            self._error = FeedError(f"{err.msg} (venue code {err.code})" if err else "all connections failed")
+            self._queue.error = FeedError(f"{err.msg} (venue code {err.code})" if err else "all connections failed")
             self._wake()
 
     def _wake(self) -> None:
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        self._queue.wake()
 
     def __aiter__(self) -> AsyncIterator[Event]:
-        return self
+        return self._queue  # the queue iterates itself: no extra call layer per event
 
     async def __anext__(self) -> Event:
-        buf = self._buf
-        while not buf:
-            if self._rearm:  # caught up again after a forced resume: read-ahead control is back
-                self._rearm = False
-                self._high = self._high0
-            if self._error is not None:
-                raise self._error
-            if self._closed:
-                raise StopAsyncIteration
-            self._waiter = w = asyncio.get_running_loop().create_future()
-            await w
-        ev = buf.popleft()
-        if ev is self._overflow:
-            self._overflow = None
-        if self._paused and len(buf) <= self._low:
-            self._resume(False)
-        return ev
+        return await self._queue.__anext__()
 
     # -- read-ahead control ------------------------------------------------------------------
     def _transports(self) -> list[Any]:
@@ -285,7 +234,7 @@ class Feed:
 
     def _pause(self) -> None:
         """The consumer is behind: stop reading sockets until it catches up (bounded in time)."""
-        self._paused = True
+        self._queue.paused = True
         for t in self._transports():
             try:
                 t.pause_reading()
@@ -294,15 +243,16 @@ class Feed:
         self._pause_timer = asyncio.get_running_loop().call_later(self.options.max_pause_s, self._resume, True)
 
     def _resume(self, forced: bool) -> None:
-        self._paused = False
+        q = self._queue
+        q.paused = False
         if self._pause_timer is not None:
             self._pause_timer.cancel()
             self._pause_timer = None
         if forced:
             # The consumer is slower than the feed for longer than we may stop reading: keep
             # reading (heartbeats must flow) and let the buffer, then the drop policy, absorb it.
-            self._high = 0
-            self._rearm = True
+            q.high = 0
+            q.rearm = True
         for t in self._transports():
             try:
                 t.resume_reading()
@@ -311,7 +261,7 @@ class Feed:
 
     def pending(self) -> int:
         """Events buffered and not yet consumed."""
-        return len(self._buf)
+        return len(self._queue)
 
     # -- inspection -------------------------------------------------------------------------
     def books(self) -> dict[str, Book]:
