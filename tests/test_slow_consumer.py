@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import tickwire
-from tickwire.model import Disconnected, Overflow
+from tickwire.model import BookUpdate, Disconnected, Overflow
 
 sim_mod = pytest.importorskip("tickwire.sim")
 
@@ -45,3 +45,41 @@ async def test_stalled_consumer_keeps_heartbeats_and_reports_overflow_with_books
     (bids, asks, u), live_bids, live_asks, valid = matched
     assert valid
     assert live_bids == {p: q for p, q in bids} and live_asks == {p: q for p, q in asks}
+
+
+@pytest.mark.parametrize("max_read", [65_536, 0], ids=["bounded", "unbounded"])
+async def test_backlog_behind_a_firehose_stays_near_read_ahead_and_the_book_is_exact(max_read):
+    """A sender faster than the consumer (the bench's loopback server, no pacing): socket
+    reads are bounded, so what waits for the consumer stays near ``read_ahead`` instead of
+    growing with picows' read buffer; every delta arrives and the final book is exact."""
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from bench import streams
+    from bench.server import ServerProcess
+
+    st = streams.bybit_orderbook(60_000, seed=3)
+    with ServerProcess(st) as srv:
+        base = srv.url("/v5/public/linear").split("/v5/")[0]
+        pending, n, book = [], 0, None
+        async with tickwire.stream("bybit.linear:orderbook.50:BTCUSDT", endpoints={"bybit": base},
+                                   read_ahead=500, max_read_bytes=max_read) as feed:
+            async for ev in feed:
+                if isinstance(ev, BookUpdate):
+                    n += 1
+                    book = ev.book
+                    if n == 1:
+                        await asyncio.sleep(0.1)  # the consumer stalls (< max_pause_s): the socket fills
+                    if n % 100 == 0:
+                        pending.append(feed.pending())
+                    if n == st.expected_msgs:
+                        break
+    assert book is not None and book.bids == st.expected_bids and book.asks == st.expected_asks
+    if max_read:
+        # read_ahead + what one 64 KiB read holds (~200-byte frames) + status events
+        assert max(pending) < 500 + 65_536 // 150
+    else:
+        assert max(pending) > 2_000  # what the bound prevents (if this fails, picows changed)

@@ -57,6 +57,7 @@ class FeedOptions:
     tune_gc: bool = True             # gc.freeze() + a larger young generation at start (see Feed.start)
     read_ahead: int = 2_000          # pause socket reads while this many events wait (0: never)
     max_pause_s: float = 0.25        # ... but never for longer than this at a time (heartbeats)
+    max_read_bytes: int = 65_536     # bytes per socket read handed to picows (0: unbounded; see _BoundedReads)
     timers: dict[str, dict[str, float]] = field(default_factory=dict)  # venue -> Timers overrides
     credentials: dict[str, Any] = field(default_factory=dict)          # venue -> credentials
     venue_options: dict[str, dict] = field(default_factory=dict)       # venue -> dialect extras
