@@ -90,6 +90,13 @@ class _Trade(msgspec.Struct, gc=False):
     seq: int = 0
 
 
+class _TradesMsg(msgspec.Struct, gc=False):
+    topic: str
+    data: list[_Trade]
+    type: str = ""
+    ts: int = 0
+
+
 class _Kline(msgspec.Struct, gc=False):
     start: int
     end: int
@@ -120,6 +127,7 @@ class _OptionResp(msgspec.Struct, gc=False):
 _env_decoder = msgspec.json.Decoder(_Envelope)
 _book_decoder = msgspec.json.Decoder(_BookMsg)
 _trades_decoder = msgspec.json.Decoder(list[_Trade])
+_trades_msg_decoder = msgspec.json.Decoder(_TradesMsg)
 _klines_decoder = msgspec.json.Decoder(list[_Kline])
 _liqs_decoder = msgspec.json.Decoder(list[_Liq] | _Liq)
 _dict_decoder = msgspec.json.Decoder(dict)
@@ -127,6 +135,7 @@ _option_resp_decoder = msgspec.json.Decoder(_OptionResp)
 _encode = msgspec.json.encode
 
 _BOOK_PREFIX = b'{"topic":"orderbook.'
+_TRADES_PREFIX = b'{"topic":"publicTrade.'
 _SIDES = {"Buy": "buy", "Sell": "sell"}
 
 
@@ -281,6 +290,16 @@ class BybitSession(Session):
                                            exch_ns=exch_ns, recv_ns=recv_ns, bids=d.b, asks=d.a, snapshot=False,
                                            seq=u, prev_seq=prev, book=book)]
                     return self._book(st, msg.type, d, msg.ts, recv_ns)
+        elif payload[:22] == _TRADES_PREFIX:
+            try:
+                tm = _trades_msg_decoder.decode(payload)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                pass
+            else:
+                st = self.streams.get(tm.topic)
+                if st is not None:
+                    st.last_rx_ns = recv_ns
+                    return self._trades(st, tm.data, recv_ns)
         try:
             env = _env_decoder.decode(payload)
         except msgspec.DecodeError as e:
@@ -377,16 +396,21 @@ class BybitSession(Session):
         return self.error("ret_msg", f"{op} {topic} refused: {msg}", request=request or f"{op} {topic}",
                           recv_ns=recv_ns, fatal=op == "subscribe", sub=sub)
 
+    def _trades(self, st: StreamState, trades: list[_Trade], recv_ns: int) -> list[Event]:
+        sub = st.sub
+        market, spec, sides = sub.market, sub.spec, _SIDES
+        return [Trade(venue="bybit", market=market, symbol=t.s, stream=spec, exch_ns=t.T * 1_000_000,
+                      recv_ns=recv_ns, price=t.p, size=t.v, side=sides.get(t.S) or t.S.lower(), trade_id=t.i,
+                      seq=t.seq)
+                for t in trades]
+
     def _data(self, st: StreamState, env: _Envelope, recv_ns: int) -> list[Event]:
         kind = st.sub.kind
         if kind == "book":
             return self._book(st, env.type, msgspec.json.decode(env.data, type=_BookData), env.ts, recv_ns)
         sub = st.sub
         if kind == "trades":
-            return [Trade(venue="bybit", market=sub.market, symbol=t.s, stream=sub.spec,
-                          exch_ns=t.T * 1_000_000, recv_ns=recv_ns, price=t.p, size=t.v,
-                          side=_SIDES.get(t.S, t.S.lower()), trade_id=t.i, seq=t.seq)
-                    for t in _trades_decoder.decode(env.data)]
+            return self._trades(st, _trades_decoder.decode(env.data), recv_ns)
         if kind == "ticker":
             return [self._ticker(st, env, recv_ns)]
         if kind == "candles":
