@@ -41,6 +41,7 @@ class Event(msgspec.Struct, kw_only=True, tag_field="type", gc=False):
 
 
 class Trade(Event, tag=True):
+    # The venues' hot paths pass price, size, side, trade_id, seq positionally: keep their order.
     price: str
     size: str
     side: str  # "buy" / "sell": the taker's side
@@ -55,6 +56,8 @@ class BookUpdate(Event, tag=True):
     ``book`` is the live :class:`tickwire.book.Book` after applying this update; it
     keeps changing as later updates arrive, so copy what you need (``book.top(10)``).
     """
+
+    # The venues' hot paths pass these six positionally: keep their order.
 
     bids: list = []
     asks: list = []

@@ -286,9 +286,10 @@ class BybitSession(Session):
                         book.exch_ns = exch_ns  # type: ignore[union-attr]
                         st.last_seq = u
                         sub = st.sub
-                        return [BookUpdate(venue="bybit", market=sub.market, symbol=sub.symbol, stream=sub.spec,
-                                           exch_ns=exch_ns, recv_ns=recv_ns, bids=d.b, asks=d.a, snapshot=False,
-                                           seq=u, prev_seq=prev, book=book)]
+                        # BookUpdate's own fields positionally (bids, asks, snapshot, seq, prev_seq,
+                        # book): ~30 ns less per event than all by keyword.
+                        return [BookUpdate(d.b, d.a, False, u, prev, book, venue="bybit", market=sub.market,
+                                           symbol=sub.symbol, stream=sub.spec, exch_ns=exch_ns, recv_ns=recv_ns)]
                     return self._book(st, msg.type, d, msg.ts, recv_ns)
         elif payload[:22] == _TRADES_PREFIX:
             try:
@@ -399,9 +400,9 @@ class BybitSession(Session):
     def _trades(self, st: StreamState, trades: list[_Trade], recv_ns: int) -> list[Event]:
         sub = st.sub
         market, spec, sides = sub.market, sub.spec, _SIDES
-        return [Trade(venue="bybit", market=market, symbol=t.s, stream=spec, exch_ns=t.T * 1_000_000,
-                      recv_ns=recv_ns, price=t.p, size=t.v, side=sides.get(t.S) or t.S.lower(), trade_id=t.i,
-                      seq=t.seq)
+        # Trade's own fields positionally (price, size, side, trade_id, seq): once per trade.
+        return [Trade(t.p, t.v, sides.get(t.S) or t.S.lower(), t.i, t.seq, venue="bybit", market=market,
+                      symbol=t.s, stream=spec, exch_ns=t.T * 1_000_000, recv_ns=recv_ns)
                 for t in trades]
 
     def _data(self, st: StreamState, env: _Envelope, recv_ns: int) -> list[Event]:
