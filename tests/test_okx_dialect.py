@@ -183,6 +183,15 @@ def test_seq_chain_keepalive_reset_and_gap():
     assert ev[0].book.valid and isinstance(ev[1], Resynced)
 
 
+def test_book_update_with_an_odd_ts_still_applies_with_no_exchange_time():
+    s = session("public", ["okx:books:BTC-USDT"])
+    (a,) = s.on_frame(books("BTC-USDT", "snapshot", [("10", "1")], [("11", "1")], seq=10, prev=-1), False, 1)
+    assert a.exch_ns == 1_700_000_000_000 * 10**6
+    odd = books("BTC-USDT", "update", [("10", "2")], seq=11, prev=10).replace(b'"ts":"1700000000000"', b'"ts":""')
+    (b,) = s.on_frame(odd, False, 2)  # not the hot path's shape: the generic path takes it
+    assert isinstance(b, BookUpdate) and b.exch_ns == 0 and b.book.bids == {"10": "2"} and b.seq == 11
+
+
 def test_nonzero_checksum_is_verified_and_zero_is_skipped():
     s = session("public", ["okx:books:BTC-USDT"])
     good = checksum([("10", "1")], [("11", "1")])

@@ -141,9 +141,17 @@ class _BookData(msgspec.Struct, gc=False):
     prevSeqId: int | None = None
 
 
+class _BookDataFast(_BookData):
+    """The hot path's view: ``ts`` parsed to int by the decoder (lax mode), ~0.1 us less per
+    message than ``int()`` afterwards. A frame it cannot take (e.g. an empty ts) goes the
+    generic way, where ts stays a string and a bad one means exch_ns 0 (tolerant)."""
+
+    ts: int = 0  # type: ignore[assignment]
+
+
 class _BookMsg(msgspec.Struct, gc=False):
     arg: _Arg
-    data: list[_BookData]
+    data: list[_BookDataFast]
     action: str = ""
 
 
@@ -158,7 +166,7 @@ class _Trade(msgspec.Struct, gc=False):
 
 
 _msg_decoder = msgspec.json.Decoder(_Msg)
-_book_decoder = msgspec.json.Decoder(_BookMsg)
+_book_decoder = msgspec.json.Decoder(_BookMsg, strict=False)
 _trades_decoder = msgspec.json.Decoder(list[_Trade])
 _dicts_decoder = msgspec.json.Decoder(list[dict])
 _lists_decoder = msgspec.json.Decoder(list[list[str]])
@@ -425,7 +433,7 @@ class OkxSession(Session):
                             # The hot path: the next update of an intact book (no legacy checksum).
                             book = st.book
                             book.apply_delta(d.bids, d.asks, seq)  # type: ignore[union-attr]
-                            exch_ns = int(d.ts) * 1_000_000
+                            exch_ns = d.ts * 1_000_000
                             book.exch_ns = exch_ns  # type: ignore[union-attr]
                             st.last_seq = seq
                             sub = st.sub
