@@ -41,8 +41,11 @@ cdef extern from *:
     typedef struct { PyObject_HEAD PyObject *value; } tw_ready;
     static PyTypeObject tw_ready_type;
 
+    static PyObject *tw_ready_spare = NULL;  /* one freed object kept for reuse (GIL-protected) */
+
     static void tw_ready_dealloc(PyObject *self) {
-        Py_XDECREF(((tw_ready *)self)->value);
+        Py_CLEAR(((tw_ready *)self)->value);
+        if (tw_ready_spare == NULL) { tw_ready_spare = self; return; }
         PyObject_Free(self);
     }
     static PyObject *tw_ready_await(PyObject *self) { Py_INCREF(self); return self; }
@@ -78,8 +81,15 @@ cdef extern from *:
     static int tw_ready_init_type(void) { return PyType_Ready(&tw_ready_type); }
 
     static PyObject *tw_ready_new(PyObject *value) {
-        tw_ready *r = PyObject_New(tw_ready, &tw_ready_type);
-        if (!r) return NULL;
+        tw_ready *r;
+        if (tw_ready_spare != NULL) {
+            r = (tw_ready *)tw_ready_spare;
+            tw_ready_spare = NULL;
+            Py_SET_REFCNT((PyObject *)r, 1);
+        } else {
+            r = PyObject_New(tw_ready, &tw_ready_type);
+            if (!r) return NULL;
+        }
         Py_INCREF(value);
         r->value = value;
         return (PyObject *)r;
@@ -108,11 +118,14 @@ cdef inline int64_t _time_ns() noexcept nogil:
 
 cdef class EventQueue:
     cdef public object buf, waiter, overflow, on_pause, on_resume, error
+    cdef object _extend, _popleft  # the deque's bound methods, looked up once
     cdef public Py_ssize_t max_buffer, room, high, high0, low
     cdef public bint paused, rearm, closed
 
     def __init__(self, Py_ssize_t max_buffer, Py_ssize_t read_ahead, on_pause, on_resume):
         self.buf = deque()
+        self._extend = self.buf.extend
+        self._popleft = self.buf.popleft
         self.waiter = None
         self.overflow = None
         self.max_buffer = max_buffer
@@ -130,7 +143,7 @@ cdef class EventQueue:
         buf = self.buf
         cdef Py_ssize_t n = len(buf)
         if n < self.room:
-            buf.extend(events)
+            self._extend(events)
             if self.high and not self.paused and n + len(events) > self.high:
                 self.on_pause()
         else:
@@ -161,7 +174,7 @@ cdef class EventQueue:
             w.set_result(None)
 
     cpdef take(self):
-        ev = self.buf.popleft()
+        ev = self._popleft()
         if ev is self.overflow:
             self.overflow = None
         if self.paused and len(self.buf) <= self.low:
