@@ -116,7 +116,8 @@ class _BoundedReads(asyncio.BufferedProtocol):
     read-ahead control (pause at ``read_ahead`` events) effective and the working set in
     cache: 3.1 -> 2.4 us per Bybit book delta on bench/. The kernel's receive buffer (the
     TCP window) is untouched, so throughput on long links is not limited; a frame larger
-    than the bound still arrives whole (picows accumulates it over several reads).
+    than the bound still arrives whole (picows accumulates it over several reads). Plain
+    connections only: see ManagedConnection._open for TLS.
     """
 
     def __init__(self, inner: Any, max_read: int) -> None:
@@ -205,7 +206,10 @@ class ManagedConnection:
             enable_auto_ping=False, max_frame_size=opts.max_frame_size,
             extra_headers=opts.headers or None,
         )
-        if opts.max_read_bytes:
+        if opts.max_read_bytes and not transport.is_secure:
+            # TLS needs no bound: the TLS transport hands over one record (<= 16 KiB) at a
+            # time. Wrapping it would also be wrong there: aiofastnet's TLS reader can leave
+            # decrypted bytes unread after a pause until the socket next becomes readable.
             tr = transport.underlying_transport
             tr.set_protocol(_BoundedReads(tr.get_protocol(), opts.max_read_bytes))
         return transport, listener  # type: ignore[return-value]
