@@ -124,3 +124,14 @@ def test_live_books_over_both_paths(pure):
     for venue in ("okx", "bybit"):  # every delta continues the previous sequence number
         seqs = [(e["prev_seq"], e["seq"], e["snapshot"]) for e in books if e["venue"] == venue]
         assert seqs and all(b[2] or b[0] == a[1] for a, b in zip(seqs, seqs[1:]))
+
+
+def test_a_compiled_path_built_for_another_picows_is_not_used(monkeypatch, caplog):
+    if hot.compiled is None:
+        pytest.skip("extension not built here")
+    monkeypatch.setattr(hot.compiled, "PICOWS_BUILT_WITH", "0.0.1")
+    with caplog.at_level("WARNING", logger="tickwire.net"):
+        assert hot._load() is None
+    assert "built for picows 0.0.1" in caplog.text and "pure-Python" in caplog.text
+    monkeypatch.undo()
+    assert hot._load() is hot.compiled  # and with the right version it is used
