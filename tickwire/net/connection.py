@@ -207,9 +207,10 @@ class ManagedConnection:
             extra_headers=opts.headers or None,
         )
         if opts.max_read_bytes and not transport.is_secure:
-            # TLS needs no bound: the TLS transport hands over one record (<= 16 KiB) at a
-            # time. Wrapping it would also be wrong there: aiofastnet's TLS reader can leave
-            # decrypted bytes unread after a pause until the socket next becomes readable.
+            # TLS needs no bound: picows' TLS transport (aiofastnet) reads at most 256 KiB per
+            # loop cycle and stops at a pause. Wrapping it would also be wrong: its reader then
+            # left decrypted bytes unread after a pause until the socket became readable again
+            # (a 20 s stall until our next ping; tests/test_tls.py).
             tr = transport.underlying_transport
             tr.set_protocol(_BoundedReads(tr.get_protocol(), opts.max_read_bytes))
         return transport, listener  # type: ignore[return-value]
