@@ -29,3 +29,26 @@ async def collect(feed, until, timeout=15.0, limit=None):
             if until(out) or (limit is not None and len(out) >= limit):
                 return out
     return out
+
+
+async def drain_books_after_a_stall(feed, expected_msgs, timeout=60.0):
+    """Consume ``expected_msgs`` BookUpdates, stalling 0.1 s after the first (less than
+    ``max_pause_s``, so the socket fills behind a fast sender); returns the last book and the
+    number of events waiting, sampled every 100 updates. A Disconnected fails the test."""
+    from tickwire.model import BookUpdate, Disconnected
+
+    n, book, pending = 0, None, []
+    async with asyncio.timeout(timeout):
+        async for ev in feed:
+            if isinstance(ev, BookUpdate):
+                n += 1
+                book = ev.book
+                if n == 1:
+                    await asyncio.sleep(0.1)
+                if n % 100 == 0:
+                    pending.append(feed.pending())
+                if n == expected_msgs:
+                    return book, pending
+            elif isinstance(ev, Disconnected):
+                pytest.fail(ev.reason)
+    return book, pending

@@ -7,7 +7,9 @@ import asyncio
 import pytest
 
 import tickwire
-from tickwire.model import BookUpdate, Disconnected, Overflow
+from tickwire.model import Disconnected, Overflow
+
+from .conftest import drain_books_after_a_stall
 
 sim_mod = pytest.importorskip("tickwire.sim")
 
@@ -64,19 +66,9 @@ async def test_backlog_behind_a_firehose_stays_near_read_ahead_and_the_book_is_e
     st = streams.bybit_orderbook(60_000, seed=3)
     with ServerProcess(st) as srv:
         base = srv.url("/v5/public/linear").split("/v5/")[0]
-        pending, n, book = [], 0, None
         async with tickwire.stream("bybit.linear:orderbook.50:BTCUSDT", endpoints={"bybit": base},
                                    read_ahead=500, max_read_bytes=max_read) as feed:
-            async for ev in feed:
-                if isinstance(ev, BookUpdate):
-                    n += 1
-                    book = ev.book
-                    if n == 1:
-                        await asyncio.sleep(0.1)  # the consumer stalls (< max_pause_s): the socket fills
-                    if n % 100 == 0:
-                        pending.append(feed.pending())
-                    if n == st.expected_msgs:
-                        break
+            book, pending = await drain_books_after_a_stall(feed, st.expected_msgs)
     assert book is not None and book.bids == st.expected_bids and book.asks == st.expected_asks
     if max_read:
         # read_ahead + what one 64 KiB read holds (~200-byte frames) + status events

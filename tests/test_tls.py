@@ -3,7 +3,6 @@ included) keeps a book exact through TLS behind a sender faster than the consume
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import ssl
 import subprocess
@@ -14,6 +13,8 @@ import pytest
 
 import tickwire
 from tickwire.model import BookUpdate, Disconnected
+
+from .conftest import drain_books_after_a_stall
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -48,21 +49,9 @@ async def test_wss_stream_keeps_the_book_exact_behind_a_fast_sender(server_tls):
     st = streams.bybit_orderbook(20_000, seed=4)
     server, base = await _tls_server(st, server_tls)
     try:
-        n, book, pending = 0, None, []
         async with tickwire.stream("bybit.linear:orderbook.50:BTCUSDT", endpoints={"bybit": base},
                                    verify_tls=False, read_ahead=500) as feed:
-            async for ev in feed:
-                if isinstance(ev, BookUpdate):
-                    n += 1
-                    book = ev.book
-                    if n == 1:
-                        await asyncio.sleep(0.1)  # the consumer stalls (< max_pause_s): the socket fills
-                    if n % 100 == 0:
-                        pending.append(feed.pending())
-                    if n == st.expected_msgs:
-                        break
-                elif isinstance(ev, Disconnected):
-                    pytest.fail(ev.reason)
+            book, pending = await drain_books_after_a_stall(feed, st.expected_msgs)
         assert book is not None and book.bids == st.expected_bids and book.asks == st.expected_asks
         # read_ahead + what the TLS transport reads per loop cycle (aiofastnet: 256 KiB) of ~200-byte
         # frames; without a bound this is the whole socket backlog (tens of thousands, see
