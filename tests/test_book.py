@@ -91,3 +91,30 @@ def test_snapshot_after_the_order_was_read_reorders_from_scratch():
     b.apply_snapshot([("1.5", "9"), ("0.5", "1")], [("4", "2"), ("3.5", "1")])
     b.apply_delta([("1.7", "3"), ("0.5", "0")], [("3.5", "0")])
     assert b.top(5) == ([("1.7", "3"), ("1.5", "9")], [("4", "2")])
+
+
+def test_order_is_kept_per_update_for_frequent_readers_and_sorted_per_read_for_rare_ones():
+    b = Book()
+    b.apply_snapshot([(f"{100 - i}", "1") for i in range(50)], [(f"{101 + i}", "1") for i in range(50)])
+    model_bids = {f"{100 - i}": "1" for i in range(50)}
+
+    def check():
+        exp = sorted(model_bids.items(), key=lambda kv: -Decimal(kv[0]))[:5]
+        assert b.top(5)[0] == exp and b.best_bid() == exp[0]
+
+    for i in range(6):  # a reader of every update: after a few reads the order is kept per update
+        price = f"{100.5 + i}"
+        b.apply_delta([(price, "2")], [])
+        model_bids[price] = "2"
+        check()
+    assert b.bids_side.eager and b.asks_side.eager
+    for i in range(300):  # then nobody reads for a long while (a recorder's snapshot cadence)
+        price = f"{100 - i % 40}"
+        b.apply_delta([(price, str(i + 1))], [])
+        model_bids[price] = str(i + 1)
+    check()  # the rare read switches the book back to dict-only updates, and is exact
+    assert not b.bids_side.eager
+    b.apply_delta([("106.5", "9"), ("105.5", "0")], [])
+    model_bids["106.5"] = "9"
+    model_bids.pop("105.5")
+    check()  # sorted again on demand

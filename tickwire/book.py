@@ -2,10 +2,9 @@
 
 Levels are kept as the venue's strings (exact); ordering uses ``float(price)``, which is
 monotonic for the decimal strings venues send. Each side is a dict price -> size plus a
-sorted list of prices kept up to date lazily (see :class:`_Side`); ``top(n)`` is a slice.
-Measured on the benchmark's Bybit stream: 0.81 us/message with an always-sorted list,
-0.35 us with ordering deferred to the first read and noted per change, 0.27 us with nothing
-noted before the first read (the cost of a plain dict book).
+sorted list of prices, kept as the reader needs it (see :meth:`Book._order`); ``top(n)`` is
+a slice. Measured on the benchmark's Bybit stream: 0.81 us/message with an always-sorted
+list, 0.27 us when nobody reads the order (the cost of a plain dict book).
 """
 
 from __future__ import annotations
@@ -24,24 +23,19 @@ def _is_zero(size: str) -> bool:
 
 
 class _Side:
-    """One side: exact levels in a dict, price order built on the first read, then kept.
+    """One side: exact levels in a dict, and the price order (``_prices``) in one of two modes
+    chosen by :class:`Book`: sorted on demand (``eager`` False: updates touch the dict only,
+    a read re-sorts if anything changed), or kept sorted on every update (``eager``: one
+    bisect per inserted or deleted level)."""
 
-    Until someone reads the order (``top``/``best``/``prices``), an update is exactly the
-    dict store or delete a hand-written book would do: a book nobody reads (one being
-    recorded, or consumed as ``bids``/``asks`` dicts) pays nothing for ordering. The first
-    read sorts once and switches the side to eager mode, where every insert or delete keeps
-    the order with one bisect, which is cheaper than catching up at every read.
-    """
-
-    __slots__ = ("levels", "_prices", "_keys", "descending", "eager", "twin")
+    __slots__ = ("levels", "_prices", "_keys", "descending", "eager")
 
     def __init__(self, descending: bool) -> None:
         self.levels: dict[str, str] = {}
-        self._prices: list[str] = []  # best first (eager mode only)
+        self._prices: list[str] = []  # best first (current in eager mode, or right after a read)
         self._keys: list[float] = []  # sort keys of ``_prices``, ascending (bids negated)
         self.descending = descending
-        self.eager = False            # someone reads the order: keep it sorted on every update
-        self.twin: _Side | None = None  # the book's other side: both sides switch to eager together
+        self.eager = False
 
     def clear(self) -> None:
         self.levels.clear()
@@ -56,9 +50,9 @@ class _Side:
             if not _is_zero(size):
                 lv[level[0]] = size
         if self.eager:
-            self._rebuild()
+            self.sort()
 
-    def _rebuild(self) -> None:
+    def sort(self) -> None:
         neg = self.descending
         items = sorted(((-float(p) if neg else float(p)), p) for p in self.levels)
         self._keys = [k for k, _ in items]
@@ -91,49 +85,33 @@ class _Side:
                 keys.insert(i, key)
                 prices.insert(i, price)
 
-    @property
-    def prices(self) -> list[str]:
-        """Prices best first (sorts once on the first read, then keeps the order)."""
-        if not self.eager:
-            for side in (self, self.twin):
-                if side is not None and not side.eager:
-                    side._rebuild()
-                    side.eager = True
-        return self._prices
-
     def best(self) -> tuple[str, str] | None:
-        p = self.prices
+        p = self._prices
         return (p[0], self.levels[p[0]]) if p else None
 
     def top(self, n: int) -> list[tuple[str, str]]:
         lv = self.levels
-        return [(p, lv[p]) for p in self.prices[:n]]
-
-    def truncate(self, depth: int) -> None:
-        """Drop levels beyond ``depth`` (venues that send no deletes for window exits)."""
-        prices = self.prices
-        if len(prices) > depth:
-            for p in prices[depth:]:
-                del self.levels[p]
-            del prices[depth:]
-            del self._keys[depth:]
+        return [(p, lv[p]) for p in self._prices[:n]]
 
 
 class Book:
     """One instrument's L2 book. ``valid`` is False from a Gap until the next snapshot."""
 
-    __slots__ = ("venue", "symbol", "bids_side", "asks_side", "valid", "seq", "exch_ns", "depth")
+    __slots__ = ("venue", "symbol", "bids_side", "asks_side", "valid", "seq", "exch_ns", "depth",
+                 "changes", "_read_at", "_quick_reads")
 
     def __init__(self, venue: str = "", symbol: str = "", depth: int | None = None) -> None:
         self.venue = venue
         self.symbol = symbol
         self.bids_side = _Side(descending=True)
         self.asks_side = _Side(descending=False)
-        self.bids_side.twin, self.asks_side.twin = self.asks_side, self.bids_side
         self.valid = False
         self.seq = 0
         self.exch_ns = 0
         self.depth = depth
+        self.changes = 0       # updates applied (snapshots and deltas)
+        self._read_at = 0      # ``changes`` at the last ordered read
+        self._quick_reads = 0  # consecutive ordered reads that came soon after the previous one
 
     # -- updates ---------------------------------------------------------------------
     def apply_snapshot(self, bids: Iterable[Sequence[str]], asks: Iterable[Sequence[str]], seq: int = 0) -> None:
@@ -142,14 +120,16 @@ class Book:
         self.asks_side.load(asks)
         self.seq = seq
         self.valid = True
+        self.changes += 1
 
     def apply_delta(self, bids: Iterable[Sequence[str]], asks: Iterable[Sequence[str]], seq: int = 0) -> None:
         """Apply changed levels (size zero deletes; deleting an unknown level is harmless: OKX
         documents it, and Bybit's window exits send them)."""
         self.seq = seq
+        self.changes += 1
         bs = self.bids_side
         as_ = self.asks_side
-        if bs.eager:  # both sides or neither (see _Side.prices)
+        if bs.eager:  # both sides or neither (see _order)
             bs.apply_sorted(bids)
             as_.apply_sorted(asks)
             return
@@ -181,14 +161,47 @@ class Book:
     def asks(self) -> dict[str, str]:
         return self.asks_side.levels
 
+    def _order(self) -> None:
+        """Bring the price order up to date for a read, choosing how to keep it from now on.
+
+        Re-sorting a side costs about what keeping it sorted costs over a number of updates
+        comparable to its number of levels. So a reader that comes back after fewer updates
+        than half the book's levels, four times in a row, gets the order kept on every update
+        (a per-event ``best_bid()``); one that comes back after more than twice as many (a
+        recorder's snapshot every second, a dashboard) gets a sort per read and updates that
+        cost what a dict book costs.
+        """
+        since = self.changes - self._read_at
+        self._read_at = self.changes
+        bs, as_ = self.bids_side, self.asks_side
+        levels = len(bs.levels) + len(as_.levels)
+        if bs.eager:
+            if since <= 2 * levels + 8:
+                return
+            bs.eager = as_.eager = False  # reads became rare: stop paying on every update
+            self._quick_reads = 0
+            return  # the order is current: eager until now
+        if since:
+            bs.sort()
+            as_.sort()
+        if since * 2 < levels:
+            self._quick_reads += 1
+            if self._quick_reads >= 4:
+                bs.eager = as_.eager = True
+        else:
+            self._quick_reads = 0
+
     def best_bid(self) -> tuple[str, str] | None:
+        self._order()
         return self.bids_side.best()
 
     def best_ask(self) -> tuple[str, str] | None:
+        self._order()
         return self.asks_side.best()
 
     def top(self, n: int = 10) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         """Best ``n`` levels per side, best first, as exact (price, size) strings."""
+        self._order()
         return self.bids_side.top(n), self.asks_side.top(n)
 
     def __len__(self) -> int:
