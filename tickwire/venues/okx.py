@@ -579,9 +579,13 @@ class OkxSession(Session):
         if kind == "book":
             return self._books(st, m.action, msgspec.json.decode(m.data, type=list[_BookData]), recv_ns)
         if kind == "trades":
-            return [Trade(venue="okx", market=sub.market, symbol=t.instId, stream=sub.spec, exch_ns=_ms(t.ts),
-                          recv_ns=recv_ns, price=t.px, size=t.sz, side=t.side, trade_id=t.tradeId, seq=t.seqId)
-                    for t in _trades_decoder.decode(m.data)]
+            # A loop, not a comprehension: cheaper for the few trades of a message (3.11).
+            out: list[Event] = []
+            market, spec = sub.market, sub.spec
+            for t in _trades_decoder.decode(m.data):
+                out.append(Trade(t.px, t.sz, t.side, t.tradeId, t.seqId, venue="okx", market=market,
+                                 symbol=t.instId, stream=spec, exch_ns=_ms(t.ts), recv_ns=recv_ns))
+            return out
         if kind == "candles":
             bar = sub.channel[6:]
             return [Candle(venue="okx", market=sub.market, symbol=sub.symbol, stream=sub.spec, exch_ns=_ms(c[0]),
