@@ -18,10 +18,8 @@ from libc.stdint cimport int64_t
 from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
 
 from collections import deque
-from asyncio import get_running_loop
 
-from tickwire.model import Overflow
-from tickwire.net.queue import wait_next
+from tickwire.net.queue import push_overflowing, wait_next, wake
 
 cdef extern from *:
     """
@@ -155,23 +153,10 @@ cdef class EventQueue:
                 w.set_result(None)
 
     def push_overflowing(self, list events):
-        buf = self.buf
-        ov = self.overflow
-        for ev in events:
-            if ev.is_status:
-                buf.append(ev)
-            elif len(buf) < self.max_buffer:
-                buf.append(ev)
-            else:
-                if ov is None:
-                    ov = self.overflow = Overflow(venue=ev.venue, recv_ns=ev.recv_ns, dropped=0)
-                    buf.append(ov)
-                ov.dropped += 1
+        push_overflowing(self, events)
 
     def wake(self):
-        w = self.waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        wake(self)
 
     cpdef take(self):
         ev = self._popleft()

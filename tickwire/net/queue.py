@@ -7,7 +7,7 @@ past ``max_buffer`` new market-data events are dropped and counted in one
 
 This module is the reference implementation. ``_hot.pyx`` is its compiled twin (same
 attributes, same behaviour), used when the extension is built; :mod:`tickwire.net.hot`
-picks one. The slow path (waiting for the next event) is shared: :func:`wait_next`.
+picks one. The cold paths are shared: :func:`wait_next`, :func:`push_overflowing`, :func:`wake`.
 """
 
 from __future__ import annotations
@@ -55,23 +55,10 @@ class EventQueue:
                 w.set_result(None)
 
     def push_overflowing(self, events: list[Event]) -> None:
-        buf = self.buf
-        ov = self.overflow
-        for ev in events:
-            if ev.is_status:
-                buf.append(ev)
-            elif len(buf) < self.max_buffer:
-                buf.append(ev)
-            else:
-                if ov is None:
-                    ov = self.overflow = Overflow(venue=ev.venue, recv_ns=ev.recv_ns, dropped=0)
-                    buf.append(ov)
-                ov.dropped += 1
+        push_overflowing(self, events)
 
     def wake(self) -> None:
-        w = self.waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        wake(self)
 
     def take(self) -> Event:
         """The next event (the buffer is not empty)."""
@@ -98,6 +85,32 @@ class EventQueue:
         if self.paused and len(buf) <= self.low:
             self.on_resume(False)
         return ev
+
+
+# The cold paths below are shared by both twins (they take either queue).
+
+def push_overflowing(q: Any, events: list[Event]) -> None:
+    """The buffer is (nearly) full: keep status events, drop market data and count it in one
+    Overflow marker."""
+    buf = q.buf
+    ov = q.overflow
+    for ev in events:
+        if ev.is_status:
+            buf.append(ev)
+        elif len(buf) < q.max_buffer:
+            buf.append(ev)
+        else:
+            if ov is None:
+                ov = q.overflow = Overflow(venue=ev.venue, recv_ns=ev.recv_ns, dropped=0)
+                buf.append(ov)
+            ov.dropped += 1
+
+
+def wake(q: Any) -> None:
+    """Wake a consumer waiting for the next event (the feed ended or failed)."""
+    w = q.waiter
+    if w is not None and not w.done():
+        w.set_result(None)
 
 
 async def wait_next(q: Any) -> Event:
