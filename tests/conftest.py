@@ -11,6 +11,19 @@ import pytest
 RECORDED = Path(os.environ.get("TICKWIRE_RECORDED_DIR", Path(__file__).resolve().parents[2] / "shared" / "recorded"))
 
 
+def pytest_addoption(parser):
+    parser.addoption("--regen-golden", action="store_true", default=False,
+                     help="rewrite tests/golden/*.events.jsonl from the recorded captures (review the diff); "
+                          "TICKWIRE_REGEN_GOLDEN=1 does the same")
+
+
+@pytest.fixture
+def regen_golden(request) -> bool:
+    """True when golden files are to be rewritten: --regen-golden or TICKWIRE_REGEN_GOLDEN=1."""
+    env = os.environ.get("TICKWIRE_REGEN_GOLDEN", "").strip().lower()
+    return bool(request.config.getoption("--regen-golden")) or env in ("1", "true", "yes", "on")
+
+
 def recorded(name: str) -> Path:
     """Path of a shared recorded-frames file; skips the test when the folder is absent."""
     p = RECORDED / name
