@@ -19,7 +19,7 @@ import importlib
 import pkgutil
 from typing import Any, Mapping, Sequence
 
-from .common import (
+from .framework import (
     VENUE_SIMS,
     Fault,
     FaultSpec,
@@ -45,12 +45,12 @@ __all__ = [
     "parse_fault",
 ]
 
-_NOT_VENUES = {"common", "replay"}
+_NOT_VENUES = {"replay"}
 
 
 def _load_venues() -> None:
     for mod in pkgutil.iter_modules(__path__):
-        if mod.name.startswith("_") or mod.name in _NOT_VENUES:
+        if mod.ispkg or mod.name.startswith("_") or mod.name in _NOT_VENUES:
             continue
         importlib.import_module(f"{__name__}.{mod.name}")
 

@@ -55,7 +55,7 @@ from typing import Any, Mapping, Sequence
 import msgspec
 from picows import WSCloseCode, WSMsgType
 
-from .common import (
+from .framework import (
     GENERIC_FAULTS,
     Cadence,
     Candle,
@@ -68,7 +68,7 @@ from .common import (
     Stream,
     SymbolSpec,
     VenueSim,
-    _format_units,
+    format_units,
     market_fold,
     now_ms,
     register_venue,
@@ -282,7 +282,7 @@ def _fmt(x: float, decimals: int = 8) -> str:
 
 def _f8(units: int) -> str:
     """1e-8 units -> a fixed 8-decimal string (the private order fields)."""
-    return _format_units(units, 8)
+    return format_units(units, 8)
 
 
 def _is_int(v: Any) -> bool:
@@ -521,13 +521,13 @@ def _levels(side: Any, n: int, spec: SymbolSpec, decimals: int | None) -> list[l
         b = p // f if is_bid else -(-p // f)
         if b != cur:
             if cur is not None:
-                out.append([_format_units(cur, decimals), fq(acc)])
+                out.append([format_units(cur, decimals), fq(acc)])
                 if len(out) >= n:
                     return out
             cur, acc = b, 0
         acc += sizes[p]
     if cur is not None and len(out) < n:
-        out.append([_format_units(cur, decimals), fq(acc)])
+        out.append([format_units(cur, decimals), fq(acc)])
     return out
 
 
@@ -851,7 +851,7 @@ class BgeSim(VenueSim):
             r = random.Random(f"bge-spec|{product}")  # the catalog does not depend on the seed
             price = 10 ** r.uniform(-3, 3)
             scale = min(8, max(0, 4 - math.floor(math.log10(price))))
-            tick = _format_units(1, scale) if scale else "1"
+            tick = format_units(1, scale) if scale else "1"
             lot = "1" if price < 1 else "0.01"
             mean = max(1, int(100 / price / float(lot)))
             base = (tick, lot, f"{price:.{scale}f}", mean)
@@ -904,7 +904,7 @@ class BgeSim(VenueSim):
         return {"id": now_ms() // 1000, "seq_id": seq, "open": fp(op), "close": fp(last), "high": fp(m.high_24h),
                 "low": fp(m.low_24h), "filled_size": _fmt(m.turnover_24h), "vol": fq(m.volume_24h),
                 "count": self._ticker_count[product] + m.trade_no,
-                "change": _format_units(change, spec.price_scale) if change else "0",
+                "change": format_units(change, spec.price_scale) if change else "0",
                 "change_percent": _fmt(pct, 4)}
 
     def history(self, product: str, interval: str, frm: int, to: int) -> list[dict[str, Any]]:

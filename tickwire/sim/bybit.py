@@ -43,7 +43,7 @@ from typing import Any, Mapping, Sequence
 
 import msgspec
 
-from .common import (
+from .framework import (
     GENERIC_FAULTS,
     Cadence,
     Candle,
@@ -57,9 +57,9 @@ from .common import (
     SymbolSpec,
     Trade,
     VenueSim,
-    _format_units,
     diff_window,
     fixed_period_bounds,
+    format_units,
     market_fold,
     now_ms,
     parse_duration,
@@ -569,7 +569,7 @@ class TickerStream(Stream):
         now = now_ms()
         nft = now - now % 28_800_000 + 28_800_000
         funding = _strip_num(f"{self.funding / 1e7:.7f}")
-        mark_s = _format_units(mark_u, spec.price_scale)
+        mark_s = format_units(mark_u, spec.price_scale)
         d = {
             "symbol": spec.symbol, "tickDirection": m.tick_dir, "price24hPcnt": _fmt_float(pcnt, 6),
             "lastPrice": fp(last), "prevPrice24h": fp(prev), "highPrice24h": fp(m.high_24h),

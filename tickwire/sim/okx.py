@@ -53,7 +53,7 @@ from urllib.parse import parse_qs
 import msgspec
 from picows import WSCloseCode, WSMsgType, WSUpgradeResponse, WSUpgradeResponseWithListener
 
-from .common import (
+from .framework import (
     GENERIC_FAULTS,
     Cadence,
     Candle,

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Mapping, Sequence
 
-from .common import GENERIC_FAULTS, Cadence, Candle, CandleBuilder, SimConnection, Stream, now_ms, register_venue
+from .framework import GENERIC_FAULTS, Cadence, Candle, CandleBuilder, SimConnection, Stream, now_ms, register_venue
 from .okx import (
     CANDLE_BARS,
     OKX_FAULTS,

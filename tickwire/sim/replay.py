@@ -56,7 +56,7 @@ import msgspec
 from picows import WSCloseCode, WSMsgType
 
 from tickwire.sim import bybit as bybit_sim
-from tickwire.sim.common import GENERIC_FAULTS, ServerGroup, SimConnection, VenueSim, now_ms
+from tickwire.sim.framework import GENERIC_FAULTS, ServerGroup, SimConnection, VenueSim, now_ms
 
 log = logging.getLogger("tickwire.replay")
 

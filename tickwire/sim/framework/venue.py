@@ -1,0 +1,361 @@
+"""The base class of a venue simulator and the registry of venue simulators.
+
+:class:`VenueSim` is one picows server on its own port: lifecycle, handshake routing and refusal,
+the connection registry, the generic faults and the idle sweepers. A venue module subclasses it
+and registers the subclass with :func:`register_venue`, which puts it in :data:`VENUE_SIMS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+from picows import (
+    WSCloseCode,
+    WSUpgradeRequest,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+    ws_create_server,
+)
+
+from .faults import GENERIC_FAULTS, Fault, FaultSpec, parse_fault, register_faults
+from .options import SimOptions
+from .server import SimConnection, SimStats, SlidingWindowCounter
+from .streams import Cadence
+
+log = logging.getLogger("tickwire.sim")
+
+__all__ = ["VENUE_SIMS", "VenueSim", "register_venue"]
+
+VENUE_SIMS: dict[str, type["VenueSim"]] = {}
+
+
+def register_venue(name: str) -> Callable[[type["VenueSim"]], type["VenueSim"]]:
+    """Class decorator: ``@register_venue("okx")`` adds the class to ``VENUE_SIMS``."""
+
+    def deco(cls: type["VenueSim"]) -> type["VenueSim"]:
+        cls.name = name
+        VENUE_SIMS[name] = cls
+        register_faults(cls.FAULTS.values())
+        return cls
+
+    return deco
+
+
+_MALFORMED = b'{"topic":"sim.malformed","ts":17'
+
+
+class VenueSim:
+    """Base class of a venue simulator: one picows server on its own port.
+
+    A venue subclass sets ``name``, ``paths``, ``Options`` (a :class:`SimOptions` subclass) and
+    ``FAULTS`` (generic plus its own), and implements:
+
+    * :meth:`route` — accept or refuse a handshake path (return the connection group name, or
+      ``None`` for a 404);
+    * :meth:`on_text` — handle one client TEXT message;
+    * optionally :meth:`make_connection`, :meth:`on_open`, :meth:`on_close`, :meth:`on_binary`,
+      :meth:`sweep` (idle rules, called every ``idle_check_s``), :meth:`apply_venue_fault`,
+      :meth:`on_start`, :meth:`on_stop`.
+    """
+
+    name: ClassVar[str] = "venue"
+    paths: ClassVar[list[str]] = []
+    Options: ClassVar[type[SimOptions]] = SimOptions
+    FAULTS: ClassVar[dict[str, FaultSpec]] = GENERIC_FAULTS
+    connection_class: ClassVar[type[SimConnection]] = SimConnection
+
+    def __init__(self, *, seed: int = 0, options: Mapping[str, Any] | None = None, faults: Sequence[str] = ()):
+        self.seed = seed
+        self.opts = self.Options.from_mapping(options)
+        self.rng = random.Random(f"{seed}|{self.name}")
+        self.stats = SimStats(_sim=self)
+        self.connections: dict[SimConnection, None] = {}
+        self._initial_faults = [self.parse_fault(f) for f in faults]
+        self._server: asyncio.AbstractServer | None = None
+        self._host = "127.0.0.1"
+        self._port = 0
+        self._tasks: list[asyncio.Task] = []
+        self._fault_tasks: list[asyncio.Task] = []
+        self._cadences: dict[Any, Cadence] = {}
+        self._next_cid = 0
+        self._conn_rate = SlidingWindowCounter(self.opts.conn_limit, self.opts.conn_window_s)
+        self._concurrent: dict[tuple[str, str], int] = {}
+        self._reject_next = 0
+        self._reject_until = 0.0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        if self._server is not None:
+            raise RuntimeError(f"{self.name} simulator already started")
+        self._host = host
+        self._server = await ws_create_server(
+            self._factory,
+            host,
+            port,
+            enable_auto_pong=False,  # pongs are ours so that a stalled connection stays silent
+            max_frame_size=self.opts.max_frame_size,
+            websocket_handshake_timeout=5,
+            logger_name=f"sim.{self.name}",
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+        self.every(self.opts.idle_check_s, self.sweep)
+        self.every(1.0, self._check_slow_clients)
+        await self.on_start()
+        for f in self._initial_faults:
+            self.apply_fault(f)
+
+    async def stop(self) -> None:
+        for t in self._tasks + self._fault_tasks:
+            t.cancel()
+        self._tasks.clear()
+        self._fault_tasks.clear()
+        for c in self._cadences.values():
+            c.cancel()
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for conn in list(self.connections):
+            conn.close(WSCloseCode.GOING_AWAY, b"simulator stopping")
+        await self.on_stop()
+        # let the transports finish closing
+        for _ in range(50):
+            if not self.connections:
+                break
+            await asyncio.sleep(0.01)
+        for conn in list(self.connections):
+            conn.drop()
+        if server is not None:
+            try:
+                await asyncio.wait_for(server.wait_closed(), 2.0)
+            except (asyncio.TimeoutError, Exception):
+                pass
+
+    async def on_start(self) -> None:
+        """Hook: the server is listening."""
+
+    async def on_stop(self) -> None:
+        """Hook: the server is stopping."""
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``ws://127.0.0.1:PORT`` (``ws://[::1]:PORT`` for IPv6)."""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"ws://{host}:{self._port}"
+
+    # -- periodic work ------------------------------------------------------------------------
+
+    def every(self, interval: float, fn: Callable[[], Any], *, fault: bool = False) -> asyncio.Task:
+        """Call ``fn()`` every ``interval`` seconds until the simulator stops."""
+
+        async def run() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    fn()
+                except Exception as exc:
+                    self._internal_error(exc)
+
+        task = asyncio.get_running_loop().create_task(run())
+        (self._fault_tasks if fault else self._tasks).append(task)
+        return task
+
+    def cadence(self, interval: float, key: Any = None) -> Cadence:
+        """The shared :class:`Cadence` for ``interval`` (one per key/interval pair)."""
+        k = (key, round(interval, 6))
+        c = self._cadences.get(k)
+        if c is None:
+            c = self._cadences[k] = Cadence(self, interval, str(key))
+        return c
+
+    def _internal_error(self, exc: BaseException) -> None:
+        self.stats.internal_errors += 1
+        self.stats.last_internal_error = f"{type(exc).__name__}: {exc}"
+        log.error("%s simulator internal error", self.name, exc_info=exc)
+
+    def _check_slow_clients(self) -> None:
+        limit = self.opts.slow_client_timeout_s
+        now = time.monotonic()
+        for c in list(self.connections):
+            if c.paused_since is not None and now - c.paused_since > limit:
+                log.warning("%s sim: dropping slow client #%d", self.name, c.id)
+                c.drop()
+
+    def sweep(self) -> None:
+        """Hook called every ``idle_check_s``: apply the venue's idle rules."""
+
+    # -- handshakes ---------------------------------------------------------------------------
+
+    def client_ip(self, request: WSUpgradeRequest) -> str:
+        if self.opts.trust_forwarded_for:
+            fwd = request.headers.get("X-Forwarded-For")
+            if fwd:
+                return fwd.split(",")[0].strip()
+        return self._host
+
+    def _refuse(self, status: int, body: bytes) -> WSUpgradeResponseWithListener:
+        return WSUpgradeResponseWithListener(WSUpgradeResponse.create_error_response(status, body), None)
+
+    def _factory(self, request: WSUpgradeRequest) -> Any:
+        try:
+            raw = request.path.decode("latin-1")
+            path, _, qs = raw.partition("?")
+            query: dict[str, str] = {}
+            for part in qs.split("&"):
+                if part:
+                    k, _, v = part.partition("=")
+                    query[k] = v
+            group = self.route(path, query)
+            if group is None:
+                self.stats.handshakes_not_found += 1
+                return None  # picows answers 404
+            now = time.monotonic()
+            if self._reject_next > 0 or now < self._reject_until:
+                if self._reject_next > 0:
+                    self._reject_next -= 1
+                self.stats.connections_refused += 1
+                return self._refuse(429, b"429 Too Many Requests (fault injection)")
+            ip = self.client_ip(request)
+            if self._concurrent.get((ip, group), 0) >= self.opts.max_conns_per_ip:
+                self.stats.connections_refused += 1
+                return self._refuse(429, b"429 Too Many Requests: too many connections")
+            if not self._conn_rate.allow(ip, now):
+                self.stats.connections_refused += 1
+                return self._refuse(429, b"429 Too Many Requests: connection rate limit")
+            self._next_cid += 1
+            return self.make_connection(self._next_cid, path, query, ip, group)
+        except Exception as exc:
+            self._internal_error(exc)
+            raise
+
+    def route(self, path: str, query: dict[str, str]) -> str | None:
+        """Return the connection group for a handshake path, or ``None`` to answer 404."""
+        return None
+
+    def make_connection(self, cid: int, path: str, query: dict[str, str], ip: str, group: str) -> SimConnection:
+        return self.connection_class(self, cid, path, query, ip, group)
+
+    def _conn_opened(self, conn: SimConnection) -> None:
+        self.connections[conn] = None
+        key = (conn.ip, conn.group)
+        self._concurrent[key] = self._concurrent.get(key, 0) + 1
+        self.stats.connections_opened += 1
+        try:
+            self.on_open(conn)
+        except Exception as exc:
+            self._internal_error(exc)
+
+    def _conn_closed(self, conn: SimConnection) -> None:
+        self.connections.pop(conn, None)
+        key = (conn.ip, conn.group)
+        n = self._concurrent.get(key, 0) - 1
+        if n > 0:
+            self._concurrent[key] = n
+        else:
+            self._concurrent.pop(key, None)
+        self.stats.connections_closed += 1
+        for topic, stream in list(conn.topics.items()):
+            if stream is not None:
+                stream.unsubscribe(conn)
+        conn.topics.clear()
+        try:
+            self.on_close(conn)
+        except Exception as exc:
+            self._internal_error(exc)
+
+    def on_open(self, conn: SimConnection) -> None:
+        """Hook: a connection completed its handshake."""
+
+    def on_close(self, conn: SimConnection) -> None:
+        """Hook: a connection ended (its streams were already unsubscribed)."""
+
+    def on_text(self, conn: SimConnection, payload: bytes) -> None:
+        """Hook: one TEXT message from a client."""
+
+    def on_binary(self, conn: SimConnection, payload: bytes) -> None:
+        """Hook: one BINARY message from a client (default: treated as text)."""
+        self.on_text(conn, payload)
+
+    # -- faults -------------------------------------------------------------------------------
+
+    def parse_fault(self, fault: str | Fault) -> Fault:
+        if isinstance(fault, Fault):
+            if fault.name not in self.FAULTS:
+                raise ValueError(
+                    f"fault {fault.name!r} not supported by the {self.name} simulator; "
+                    f"known faults: {', '.join(sorted(self.FAULTS))}"
+                )
+            return fault
+        return parse_fault(fault, self.FAULTS)
+
+    def inject(self, fault: str | Fault) -> Fault:
+        """Apply a fault now (same grammar as the CLI ``--fault``). Returns the parsed fault."""
+        f = self.parse_fault(fault)
+        self.apply_fault(f)
+        return f
+
+    def apply_fault(self, f: Fault) -> None:
+        self.stats.faults_injected += 1
+        name, value = f.name, f.value
+        if name == "drop":
+            self.drop_all()
+        elif name == "drop-every":
+            self.every(float(value), self.drop_all, fault=True)  # type: ignore[arg-type]
+        elif name == "stall":
+            self.stall_all(None)
+        elif name == "stall-for":
+            self.stall_all(float(value))  # type: ignore[arg-type]
+        elif name == "malformed":
+            self.send_malformed_all()
+        elif name == "malformed-every":
+            self.every(float(value), self.send_malformed_all, fault=True)  # type: ignore[arg-type]
+        elif name == "reject-connect":
+            self._reject_next += int(value or 1)
+        elif name == "reject-connect-for":
+            self._reject_until = time.monotonic() + float(value)  # type: ignore[arg-type]
+        elif name == "clear":
+            self.clear_faults()
+        elif not self.apply_venue_fault(f):
+            raise ValueError(f"fault {name!r} not implemented by the {self.name} simulator")
+
+    def apply_venue_fault(self, f: Fault) -> bool:
+        """Hook: apply a venue-specific fault; return False if unknown."""
+        return False
+
+    def clear_faults(self) -> None:
+        for t in self._fault_tasks:
+            t.cancel()
+        self._fault_tasks.clear()
+        self._reject_next = 0
+        self._reject_until = 0.0
+        for c in self.connections:
+            c.unstall()
+
+    def drop_all(self) -> None:
+        for c in list(self.connections):
+            c.drop()
+
+    def stall_all(self, seconds: float | None) -> None:
+        for c in self.connections:
+            c.stall(seconds)
+
+    def malformed_frame(self) -> bytes:
+        """The non-JSON payload sent by the ``malformed`` fault (venues may override)."""
+        return _MALFORMED
+
+    def send_malformed_all(self) -> None:
+        data = self.malformed_frame()
+        for c in list(self.connections):
+            c.send(data)
