@@ -1,7 +1,7 @@
 """OKX DEX market WebSocket simulator (``/ws/v6/dex``, also the older ``/ws/v5/dex``).
 
 Written from ``protocols/okx.md`` §5 and the DEX WebSocket introduction (seeds/000, zh) only.
-It reuses the OKX gateway machinery of :mod:`tickwire.sim.okx` (login, acks, limits, the 30 s
+It reuses the OKX gateway machinery of :mod:`tickwire.sim.okx_gateway` (login, acks, limits, the 30 s
 rule, notices, conn counting) with the DEX rules of seed 000:
 
 * 3 connection requests per second per IP (HTTP 429 at the handshake) and, because the notes
@@ -38,25 +38,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Mapping, Sequence
 
-from .framework import GENERIC_FAULTS, Cadence, Candle, CandleBuilder, SimConnection, Stream, now_ms, register_venue
-from .okx import (
+from .framework import Cadence, Candle, CandleBuilder, SimConnection, Stream, now_ms, register_venue
+from .okx_gateway import (
     CANDLE_BARS,
-    OKX_FAULTS,
+    GATEWAY_FAULTS,
     OkxConnection,
     OkxGatewayOptions,
     OkxGatewaySim,
     OkxStream,
     Sub,
     SubError,
-    _GATEWAY_FAULTS,
     bar_bounds,
 )
 
-__all__ = ["DEX_FAULTS", "DexToken", "OkxDexOptions", "OkxDexSim"]
-
-DEX_FAULTS = dict(GENERIC_FAULTS)
-DEX_FAULTS.update({s.name: s for s in _GATEWAY_FAULTS})
-assert all(OKX_FAULTS[k] == v for k, v in DEX_FAULTS.items())
+__all__ = ["DexToken", "OkxDexOptions", "OkxDexSim"]
 
 PATHS = {"/ws/v6/dex": "dex", "/ws/v5/dex": "dex"}
 SOLANA = "501"
@@ -433,7 +428,7 @@ class OkxDexSim(OkxGatewaySim):
 
     paths = list(PATHS)
     Options = OkxDexOptions
-    FAULTS = DEX_FAULTS
+    FAULTS = GATEWAY_FAULTS  # the gateway's own: the DEX channels carry no sequence numbers to fault
     opts: OkxDexOptions
     LOGIN_REQUIRED = True
 
@@ -452,7 +447,6 @@ class OkxDexSim(OkxGatewaySim):
             self.universe[k] = (str(v.get("symbol", "TKN")), str(v.get("name", v.get("symbol", "Token"))),
                                 str(v.get("price", "1")), float(v.get("supply", 1e9)))
         self.tokens: dict[str, DexToken] = {}
-        self._id_rng = random.Random(f"{seed}|okxdex|ids")
 
     def route(self, path: str, query: dict[str, str]) -> str | None:
         return PATHS.get(path)
