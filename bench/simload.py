@@ -149,10 +149,13 @@ async def _client_main(endpoints: dict[str, str], specs: list[str], warm_s: floa
     import tickwire
     from tickwire.model import BookUpdate
 
+    from tickwire.net.tap import Tap
+
     frames = [0]
 
-    def raw_hook(conn: str, recv_ns: int, payload: bytes, binary: bool) -> None:
-        frames[0] += 1
+    class FrameCounter(Tap):
+        def frame(self, sock_id: str, recv_ns: int, payload: bytes, binary: bool) -> None:
+            frames[0] += 1
 
     counts: dict[str, int] = {}
     status: dict[str, int] = {}
@@ -164,11 +167,7 @@ async def _client_main(endpoints: dict[str, str], specs: list[str], warm_s: floa
     mark: dict[str, Any] = {}
     t_start = time.perf_counter()
     async with tickwire.stream(*specs, endpoints=endpoints, credentials={"okxdex": DEX_KEY}) as feed:
-        feed.raw_hook = raw_hook
-        for c in feed.connections:  # listeners copy the hook when they are created
-            lst = getattr(c, "listener", None)
-            if lst is not None:
-                lst.raw = raw_hook
+        feed.add_tap(FrameCounter())
         rss_start = rss_bytes()
 
         async def phases() -> None:

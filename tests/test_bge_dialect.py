@@ -21,6 +21,7 @@ from tickwire.venues import get_venue
 from tickwire.venues.base import CONTROL, REQUEST, SessionOptions
 
 from .conftest import recorded
+from .contract import closed_reason, fatal, sends, take
 
 KEY = "HKBGE-6fc437d24902cce8635806b6d79921f2"
 SECRET = "43767b4d0c7a29f0e1d4a9b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b0506b"
@@ -37,9 +38,7 @@ def session(specs=(), endpoint="public", start=True, creds=None, now=T0, **extra
 
 
 def sent(s, kind=None):
-    out = [json.loads(p) for k, p, _ in s.outbox if kind is None or k == kind]
-    s.outbox.clear()
-    return out
+    return [json.loads(x.payload) for x in sends(s, kind)]
 
 
 def frame(obj) -> bytes:
@@ -112,8 +111,9 @@ def test_url_default_and_endpoint_override_append_the_v2_path():
 def test_subscribe_requests_are_flat_one_per_stream_with_zip_false_by_default():
     s = session(["bge:candles.15min:BTC_USDT", "bge:fills:BTC_USDT", "bge:orderbook.0:BTC_USDT",
                  "bge:percent10:BTC_USDT", "bge:ticker:BTC_USDT"])
-    assert all(k == REQUEST for k, _, _ in s.outbox)
-    assert sent(s) == [
+    frames = sends(s)
+    assert all(k == REQUEST for k, _, _ in frames)
+    assert [json.loads(x.payload) for x in frames] == [
         {"event": "sub", "biz": "market", "type": "candles", "product": "BTC_USDT", "interval": "15min", "zip": False},
         {"event": "sub", "biz": "market", "type": "fills", "product": "BTC_USDT", "zip": False},
         {"event": "sub", "biz": "market", "type": "orderbook", "product": "BTC_USDT", "interval": "0", "zip": False},
@@ -150,10 +150,9 @@ def test_server_ping_is_answered_at_once_with_the_same_value_as_control():
     sent(s)
     assert s.client_pings is False
     assert s.on_frame(b'{"ping": 1635065532000}', False, T0 + 1) == []
-    assert [(k, json.loads(p)) for k, p, _ in s.outbox] == [(CONTROL, {"pong": 1635065532000})]
-    s.outbox.clear()
+    assert [(k, json.loads(p)) for k, p, _ in sends(s)] == [(CONTROL, {"pong": 1635065532000})]
     assert s.on_frame(b'{"ping":1635065532001}', False, T0 + 2) == []
-    ((kind, payload, _),) = s.outbox
+    ((kind, payload, _),) = sends(s)
     assert kind == CONTROL and payload == b'{"pong":1635065532001}'
 
 
@@ -166,11 +165,10 @@ def test_we_never_ping_and_silence_beyond_stale_s_is_a_dead_link():
         now = T0 + int(i * 15e9)
         s.on_frame(frame({"ping": now // 1_000_000}), False, now)
         s.on_timer(now + int(1e9))
-        assert [k for k, _, _ in s.outbox] == [CONTROL]  # only the pong, never a ping of ours
-        s.outbox.clear()
-        assert s.dead_reason is None
+        assert [k for k, _, _ in sends(s)] == [CONTROL]  # only the pong, never a ping of ours
+        assert closed_reason(s) is None
     s.on_timer(now + int(v.timers().stale_s * 1e9) + 1)
-    assert s.dead_reason and "no frame" in s.dead_reason
+    assert closed_reason(s) and "no frame" in closed_reason(s)
 
 
 # -- gzip ---------------------------------------------------------------------------------------------
@@ -361,34 +359,34 @@ def test_refused_login_is_fatal_and_no_secret_leaks_anywhere():
     echo = f'Invalid request: {{"access_key":"{KEY}","access_sign":"{signature}"}}'
     (err,) = s.on_frame(frame({"event": "login", "code": 40010, "msg": echo}), False, T0)
     assert isinstance(err, VenueError) and err.fatal and err.code == "40010"
-    assert s.fatal_error is err and s.dead_reason and "40010" in s.dead_reason
+    assert fatal(s) is err and fatal(s).code == "40010" and closed_reason(s)
     assert '"access_sign":"***"' in err.request
     (err2,) = s.on_frame(frame({"event": "login", "code": 40001, "msg": "ACCESS_KEY cannot be empty"}), False, T0)
     assert err2.msg == "ACCESS_KEY cannot be empty" and err2.fatal
     texts = [to_json(err).decode(), to_json(err2).decode(), repr(err), repr(s), str(s), repr(s.options),
-             repr(creds), s.dead_reason, s.fatal_error.msg]
+             repr(creds), closed_reason(s), fatal(s).msg]
     for t in texts:
         for secret in (SECRET, KEY, signature):
             assert secret not in t, t
-    assert [d for _, _, d in s.outbox] == []
+    assert sends(s) == []
 
 
 def test_login_system_error_reconnects_without_being_fatal_and_missing_credentials_are_fatal():
     s = session(["bge:orders:all"], endpoint="private", creds=Credentials(api_key=KEY, secret=SECRET))
     sent(s)
     (err,) = s.on_frame(frame({"event": "login", "code": 500, "msg": "busy"}), False, T0)
-    assert not err.fatal and s.fatal_error is None and s.dead_reason
+    assert not err.fatal and fatal(s) is None and closed_reason(s)
     n = session(["bge:orders:all"], endpoint="private", creds=None)
-    assert sent(n) == [] and n.fatal_error is not None and n.fatal_error.fatal and n.dead_reason
-    assert "TICKWIRE_BGE_API_KEY" in n.fatal_error.msg
+    assert sent(n) == [] and fatal(n) is not None and fatal(n).fatal and closed_reason(n)
+    assert "TICKWIRE_BGE_API_KEY" in fatal(n).msg
 
 
 def test_unanswered_login_kills_the_connection():
     s = session(["bge:orders:all"], endpoint="private", creds=Credentials(api_key=KEY, secret=SECRET))
     s.on_timer(T0 + int(5e9))
-    assert s.dead_reason is None
+    assert closed_reason(s) is None
     s.on_timer(T0 + int(11e9))
-    assert s.dead_reason and "login" in s.dead_reason and s.fatal_error is None
+    assert closed_reason(s) and "login" in closed_reason(s) and fatal(s) is None
 
 
 def test_assets_and_orders_become_balance_and_order_events():
@@ -426,7 +424,7 @@ def test_every_server_frame_in_the_examples_is_understood():
             continue
         n += 1
         events = s.on_frame(frame_of_line(line), False, T0)
-        s.outbox.clear()
+        take(s)
         kinds |= {type(e) for e in events}
         if events:
             for e in events:

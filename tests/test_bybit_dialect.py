@@ -14,6 +14,7 @@ from tickwire.venues import get_venue
 from tickwire.venues.base import SessionOptions
 
 from .conftest import recorded
+from .contract import closed_reason, events, sends
 
 
 def session(market="linear", specs=()):
@@ -25,8 +26,7 @@ def session(market="linear", specs=()):
 
 
 def sent(s):
-    out = [json.loads(p) for _, p, _ in s.outbox]
-    s.outbox.clear()
+    out = [json.loads(x.payload) for x in sends(s)]
     return out
 
 
@@ -107,7 +107,7 @@ def test_missing_pong_kills_the_connection():
     s.on_timer(int(20e9) + 1)
     assert s.pong_pending
     s.on_timer(int(31e9) + 1)
-    assert s.dead_reason and "pong" in s.dead_reason
+    assert closed_reason(s) and "pong" in closed_reason(s)
 
 
 def test_failed_batch_reports_the_bad_topic_and_resubscribes_the_rest():
@@ -281,11 +281,11 @@ def test_a_silent_level1_book_is_resubscribed_but_a_repeating_one_is_not():
             s.on_frame(book(t, "snapshot", 7, [["10", "1"]], [["11", "1"]]), False, now)
         s.pong_pending = False
         s.on_timer(now)
-    assert not s.timer_events and not [f for f in sent(s) if f["op"] != "ping"]
+    assert not events(s) and not [f for f in sent(s) if f["op"] != "ping"]
     for sec in range(30, 45):  # then nothing at all for 15 s
         s.pong_pending = False
         s.on_timer(int(sec * 1e9))
-    (gap,) = s.timer_events
+    (gap,) = events(s)
     assert isinstance(gap, Gap) and "no update" in gap.reason
     assert [(f["op"], f["args"]) for f in sent(s) if f["op"] != "ping"] == [("unsubscribe", [t]), ("subscribe", [t])]
 

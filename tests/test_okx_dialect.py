@@ -19,6 +19,7 @@ from tickwire.venues.base import SessionOptions
 from tickwire.venues.okx import checksum, sign
 
 from .conftest import recorded
+from .contract import FailOver, FetchSnapshot, actions, closed_reason, fatal, sends
 
 CRED = Credentials(api_key="key-1234567890", secret="example-secret-key", passphrase="pass-phrase")
 
@@ -32,8 +33,7 @@ def session(endpoint="public", specs=(), cred=None, **extra):
 
 
 def sent(s):
-    out = [p.decode() if p in (b"ping", b"pong") else json.loads(p) for _, p, _ in s.outbox]
-    s.outbox.clear()
+    out = [p.decode() if p in (b"ping", b"pong") else json.loads(p) for _, p, _ in sends(s)]
     return out
 
 
@@ -103,14 +103,14 @@ def test_login_failure_is_fatal_and_never_shows_secrets():
     sent(s)
     (err,) = s.on_frame(f({"event": "error", "code": "60009", "msg": "Login failed.", "connId": "x"}), False, 2)
     assert isinstance(err, VenueError) and err.fatal and err.code == "60009" and "Login failed" in err.msg
-    assert s.fatal_error is err and s.dead_reason
+    assert fatal(s) is err and closed_reason(s)
     text = repr(err) + repr(s.options) + repr(CRED) + str(CRED)
     assert CRED.secret not in text and CRED.passphrase not in text and CRED.api_key not in text
 
 
 def test_login_without_credentials_is_a_clear_fatal_error():
     s = session("public", ["okx:books-l2-tbt:BTC-USDT"])
-    assert s.fatal_error is not None and "TICKWIRE_OKX_API_KEY" in s.fatal_error.msg
+    assert fatal(s) is not None and "TICKWIRE_OKX_API_KEY" in fatal(s).msg
 
 
 def test_ping_only_after_silence_and_pong_is_recognised():
@@ -154,7 +154,7 @@ def test_too_frequent_slows_down_instead_of_hammering():
 def test_notice_and_conn_count_events():
     s = session("private", ["okx:orders:ANY"], cred=CRED)
     (n,) = s.on_frame(f({"event": "notice", "code": "64008", "msg": "upgrade", "connId": "a"}), False, 5)
-    assert isinstance(n, Notice) and n.code == "64008" and s.upgrade_notice is n
+    assert isinstance(n, Notice) and n.code == "64008" and [a.notice_ns for a in actions(s, FailOver)] == [n.recv_ns]
     (c,) = s.on_frame(f({"event": "channel-conn-count", "channel": "orders", "connCount": "2", "connId": "a"}), False, 6)
     assert isinstance(c, ConnCount) and c.count == 2 and c.channel == "orders"
     (e,) = s.on_frame(f({"event": "channel-conn-count-error", "channel": "orders", "connCount": "30",
@@ -210,12 +210,11 @@ def test_no_ws_snapshot_buffers_deltas_and_aligns_a_rest_snapshot():
         assert s.on_frame(books("BTC-USDT", "update", [(str(seq), "1")], seq=seq, prev=seq - 5 if seq != 120 else 110),
                           False, t + seq) == []
     s.on_timer(t + int(1e9))
-    (st,) = s.rest_requests
+    (req,) = actions(s, FetchSnapshot)
     body = {"code": "0", "msg": "", "data": [{"bids": [["100", "1", "0", "1"], ["105", "1", "0", "1"]],
                                               "asks": [["200", "1", "0", "1"]], "ts": "1", "seqId": 105}]}
-    assert s.rest_snapshot_url("https://www.okx.com", st) == \
-        "https://www.okx.com/api/v5/market/books?instId=BTC-USDT&sz=400&source=0"
-    ev = s.on_rest_snapshot(st, body, t + int(2e9))
+    assert req.path == "/api/v5/market/books?instId=BTC-USDT&sz=400&source=0"
+    ev = s.on_rest_snapshot(req.topic, body, t + int(2e9))
     assert [type(e) for e in ev] == [BookUpdate, BookUpdate, BookUpdate]
     assert ev[0].snapshot and ev[1].prev_seq == 105 and ev[2].seq == 120
     assert ev[-1].book.bids == {"100": "1", "105": "1", "110": "1", "120": "1"} and ev[-1].book.valid

@@ -16,6 +16,7 @@ from tickwire.venues.base import SessionOptions
 from tickwire.venues.okx import sign
 
 from .conftest import recorded
+from .contract import sends
 
 USDT = "0xdac17f958d2ee523a2206206994597c13d831ec7"
 CRED = Credentials(api_key="dex-key-0000000", secret="dex-secret", passphrase="pp")
@@ -29,8 +30,7 @@ def session(specs, cred=CRED):
 
 
 def sent(s):
-    out = [json.loads(p) for _, p, _ in s.outbox]
-    s.outbox.clear()
+    out = [json.loads(x.payload) for x in sends(s)]
     return out
 
 

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from tickwire import model as m
 from tickwire.decode import decoder_session, frame_of_line
+from tickwire.net.tap import SocketInfo
 from tickwire.sinks import archive
 from tickwire.sinks.recorder import Recorder
 
@@ -31,31 +32,23 @@ def bybit_frames(*names):
     return out
 
 
-class FakeConn:
-    """What the recorder reads from a feed connection: name, venue, endpoint, url, subs, session."""
-
-    class _V:
-        name = "bybit"
-
-    def __init__(self, name, session):
-        self.name = name
-        self.venue = self._V()
-        self.endpoint = "public/linear"
-        self.url = "ws://127.0.0.1:9/v5/public/linear"
-        self.subs = {}
-        self.session = session
-        self.listener = None
-
-
 class FakeFeed:
-    def __init__(self, conns):
-        self.connections = conns
-        self.raw_hook = None
+    """The part of a feed a recorder uses: add_tap / remove_tap."""
+
+    def __init__(self):
+        self.taps = []
+
+    def add_tap(self, tap):
+        self.taps.append(tap)
+
+    def remove_tap(self, tap):
+        self.taps.remove(tap)
 
 
-class Sess:
-    def __init__(self, started_ns):
-        self.started_ns = started_ns
+def sock(n, opened_ns):
+    return SocketInfo(id=f"{CONN}.{n}", conn=CONN, venue="bybit", endpoint="public/linear",
+                      url="ws://127.0.0.1:9/v5/public/linear", streams=("bybit.linear:orderbook.1:BTCUSDT",),
+                      opened_ns=opened_ns)
 
 
 def test_frames_round_trip_exactly_with_markers(tmp_path):
@@ -132,27 +125,30 @@ def test_frame_lines_still_need_a_venue(tmp_path):
 
 def test_reconnects_start_fresh_sessions_and_files_roll_with_connection_state(tmp_path):
     frames = bybit_frames("bybit_orderbook.1_tardis.jsonl")  # snapshot, then deltas u=+1
-    s1, s2 = Sess(NS - 5), Sess(NS + 50)
-    conn = FakeConn(CONN, s1)
-    feed = FakeFeed([conn])
+    feed = FakeFeed()
     rec = Recorder(tmp_path, roll_size=1)  # every flush publishes a new file
     rec.attach(feed)
-    assert feed.raw_hook == rec.raw
-    rec.raw(CONN, NS, frames[0], False)          # snapshot
+    assert feed.taps == [rec]
+    s1, s2 = sock(1, NS - 5), sock(2, NS + 50)
+    rec.opened(s1)
+    rec.frame(s1.id, NS, frames[0], False)          # snapshot
     rec.flush(wait=True)
-    rec.raw(CONN, NS + 1, frames[1], False)      # delta: continues in the next file
+    rec.frame(s1.id, NS + 1, frames[1], False)      # delta: continues in the next file
     rec.flush(wait=True)
-    conn.session = s2                            # reconnected; its Disconnected event comes later
-    rec.raw(CONN, NS + 60, frames[0], False)
-    rec.add(m.Disconnected(venue="bybit", conn=CONN, recv_ns=NS + 40, reason="late"))  # ignored: older session
+    rec.closed(s1.id, NS + 40, "connection lost")
+    rec.opened(s2)                                  # the reconnect is its own socket
+    rec.frame(s2.id, NS + 60, frames[0], False)
     rec.close()
+    assert feed.taps == []
     files = archive.archive_files(tmp_path)
     assert len(files) == 3
     heads = [[(r.kind, r.data.get("continued", False) if r.kind == "C" else None)
               for r in archive.read_archive(f)][0] for f in files]
     assert heads == [("C", False), ("C", True), ("C", True)]
-    kinds = [r.kind for f in files for r in archive.read_archive(f)]
-    assert kinds == ["C", "T", "C", "T", "C", "D", "C", "T", "D"]
+    recs = [r for f in files for r in archive.read_archive(f)]
+    assert [(r.kind, r.conn[-2:]) for r in recs] == [
+        ("C", ".1"), ("T", ".1"), ("C", ".1"), ("T", ".1"), ("C", ".1"), ("D", ".1"), ("C", ".2"), ("T", ".2"),
+        ("D", ".2")]
     events = list(archive.decode_archive(tmp_path))
     names = [type(e).__name__ for e in events]
     # one session across the first two files: the delta applies without a gap

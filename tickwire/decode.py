@@ -52,4 +52,9 @@ def decode_lines(venue_spec: str, lines: Iterable[bytes], session: Session | Non
             continue
         binary = False
         yield from s.on_frame(frame, binary, time.time_ns())
-        s.outbox.clear()  # nothing is sent when decoding offline
+        yield from drained_events(s)
+
+
+def drained_events(s: Session) -> list[Event]:
+    """The events a session queued outside on_frame; offline, nothing is sent and no action runs."""
+    return [x for x in s.drain() if isinstance(x, Event)] if s.outbox else []

@@ -15,15 +15,17 @@ import random
 import ssl
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
+import msgspec
 from picows import WSListener, WSMsgType, WSTransport, ws_connect
 
 from tickwire.model import Connected, Disconnected, Event, VenueError
 from tickwire.net import hot
-from tickwire.net.ratelimit import SlidingWindow, backoff_delay
+from tickwire.net.ratelimit import Pacer, backoff_delay
+from tickwire.net.tap import SocketInfo
 from tickwire.subscription import Subscription
-from tickwire.venues.base import CONTROL, Session, Venue
+from tickwire.venues.base import CONTROL, Close, FailOver, Fatal, FetchSnapshot, Send, Session, Venue
 
 if TYPE_CHECKING:
     from tickwire.net.feed import Feed
@@ -62,49 +64,70 @@ class _PyReader(WSListener):
 
 
 class _Listener(hot.compiled.FrameReader if hot.compiled else _PyReader):  # type: ignore[misc]
-    """One connection's picows listener: the hot path comes from the reader base class."""
+    """One socket's picows listener: the hot path comes from the reader base class.
 
-    __slots__ = ("conn", "close_code", "close_reason", "closed", "transport") + (
+    ``name`` is the socket's id (taps see it); ``raw`` is the feed's frame tap (None when
+    nobody listens); ``push`` is where events go (the failover merger while switching).
+    """
+
+    __slots__ = ("conn", "sock", "close_code", "close_reason", "closed", "transport", "dead_reason", "fatal") + (
         () if hot.compiled else ("session", "decode", "push", "raw", "name"))
 
-    def __init__(self, conn: "ManagedConnection", session: Session) -> None:
+    def __init__(self, conn: "ManagedConnection", session: Session, sock: SocketInfo,
+                 push: Callable[[list[Event]], None]) -> None:
         self.conn = conn
-        self.name = conn.name
+        self.sock = sock
+        self.name = sock.id
         self.session = session
         self.decode = session.on_frame     # bound once: this is the hot path
-        self.push = conn.feed.push          # replaced by the failover merger while switching
-        self.raw = conn.feed.raw_hook
+        self.push = push
+        self.raw = conn.feed.taps.frame
         self.close_code: int | None = None
         self.close_reason = ""
         self.closed = asyncio.Event()
         self.transport: WSTransport | None = None
+        self.dead_reason = ""                      # why we closed it (the session asked)
+        self.fatal: VenueError | None = None       # the session asked never to reconnect
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
+        # Before any frame of this socket can be read: taps see "opened" first.
+        self.sock = msgspec.structs.replace(self.sock, opened_ns=_time_ns())
+        self.conn.feed.taps.opened(self.sock)
 
     def decoder_failed(self, e: Exception, recv_ns: int) -> list[Event]:
         log.exception("decoder error on %s", self.conn.name)
         return [self.session.error("internal", f"decoder error: {e!r}", recv_ns=recv_ns)]
 
     def flush_outbox(self) -> None:
-        self.conn.flush(self)
+        self.conn.drain(self)
 
     def on_control_frame(self, transport: WSTransport, frame: Any) -> None:
-        recv_ns = _time_ns()
+        self.session.on_traffic(_time_ns())
         if frame.msg_type is _CLOSE:
             self.close_code = int(frame.get_close_code())
             try:
                 self.close_reason = frame.get_close_reason() or ""
             except Exception:
                 self.close_reason = ""
-            self.session.last_rx_ns = recv_ns
             transport.send_close(frame.get_close_code())
             transport.disconnect()
-        else:
-            self.session.last_rx_ns = recv_ns
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.closed.set()
+        reason = self.dead_reason or (f"closed by venue: {self.close_code} {self.close_reason}".strip()
+                                      if self.close_code else "connection lost")
+        self.conn.feed.taps.closed(self.name, _time_ns(), reason)
+
+    def kill(self, reason: str, fatal: VenueError | None = None) -> None:
+        """Close this socket at the session's request (no pong, login refused, ...)."""
+        if fatal is not None:
+            self.fatal = fatal
+        if not self.dead_reason:
+            self.dead_reason = reason
+        if self.transport is not None and not self.transport.is_disconnected:
+            log.info("%s: %s", self.name, reason)
+            self.transport.disconnect(graceful=False)
 
 
 class _BoundedReads(asyncio.BufferedProtocol):
@@ -135,7 +158,13 @@ class _BoundedReads(asyncio.BufferedProtocol):
 
 
 class ManagedConnection:
-    """Keeps one set of subscriptions served on one venue endpoint, whatever happens."""
+    """Keeps one set of subscriptions served on one venue endpoint, whatever happens.
+
+    Each attempt opens a new socket (its own id, ``<name>.<n>``) with a new session; the
+    session's output (:meth:`Session.drain`) is carried out here: frames sent (heartbeats
+    at once, requests paced), events pushed, and its actions (close, never reconnect, fail
+    over, fetch a REST snapshot).
+    """
 
     def __init__(self, feed: "Feed", venue: Venue, endpoint: str, subs: list[Subscription], name: str) -> None:
         self.feed = feed
@@ -148,20 +177,29 @@ class ManagedConnection:
         self.listener: _Listener | None = None
         self.failovers = 0
         self._failover: asyncio.Task | None = None
-        self.standby: _Listener | None = None   # the replacement connection during a failover
+        self.standby: _Listener | None = None   # the replacement socket during a failover
         self.connected_once = False
         self.reconnects = 0
+        self.sockets = 0
         self.stopping = False
         self.fatal: VenueError | None = None
         self.url = ""
-        self._queue: deque[tuple[int, Any, str]] = deque()  # paced REQUEST frames waiting
+        self._queue: deque[Send] = deque()  # paced REQUEST frames waiting
         lim = venue.limits
         if feed.options.limits.get(venue.name):
             lim = dataclasses.replace(lim, **feed.options.limits[venue.name])
-        self._msgs = SlidingWindow(int(lim.max_msgs_per_s), 1.0) if lim.max_msgs_per_s else None
-        self._reqs = SlidingWindow(lim.max_requests, lim.requests_window_s) if lim.max_requests else None
+        self.limits = lim
+        self._slow = 1.0      # > 1 after the venue closed us for sending too fast (see _rate_closed)
+        self._pacer = self._make_pacer()
+        self._pace_timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task | None = None
         self._rand = random.Random()
+
+    def _make_pacer(self) -> Pacer:
+        lim = self.limits
+        frames = [(lim.max_msgs_per_s / self._slow, 1.0)] if lim.max_msgs_per_s else []
+        requests = [(lim.max_requests / self._slow, lim.requests_window_s)] if lim.max_requests else []
+        return Pacer(frames, requests, lim.margin)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -171,12 +209,16 @@ class ManagedConnection:
         self.stopping = True
         if self._failover is not None:
             self._failover.cancel()
-        if self.transport is not None and not self.transport.is_disconnected:
-            try:
-                self.transport.send_close()
-            except Exception:
-                pass
-            self.transport.disconnect()
+        if self._pace_timer is not None:
+            self._pace_timer.cancel()
+        for lst in (self.listener, self.standby):
+            if lst is not None and lst.transport is not None and not lst.transport.is_disconnected:
+                lst.dead_reason = lst.dead_reason or "feed closed"
+                try:
+                    lst.transport.send_close()
+                except Exception:
+                    pass
+                lst.transport.disconnect()
         if self._task is not None:
             self._task.cancel()
             try:
@@ -192,15 +234,20 @@ class ManagedConnection:
     def _status(self, cls: type[Event], **kw: Any) -> Event:
         return cls(venue=self.venue.name, recv_ns=time.time_ns(), conn=self.name, **kw)
 
-    async def _open(self, session: Session) -> tuple[WSTransport, _Listener]:
+    async def _open(self, session: Session, push: Callable[[list[Event]], None],
+                    replaces: str = "") -> tuple[WSTransport, _Listener]:
         feed = self.feed
         opts = feed.options
         base = feed.endpoint_base(self.venue.name)
         self.url = self.venue.connect_url(self.endpoint, base, feed.network,
                                           feed.options.venue_options.get(self.venue.name, {}))
         await feed.connect_limiter(self.venue, self.url).acquire()
+        self.sockets += 1
+        sock = SocketInfo(id=f"{self.name}.{self.sockets}", conn=self.name, venue=self.venue.name,
+                          endpoint=self.endpoint, url=self.url, streams=tuple(s.spec for s in self.subs.values()),
+                          opened_ns=0, replaces=replaces)
         transport, listener = await ws_connect(
-            lambda: _Listener(self, session), self.url,
+            lambda: _Listener(self, session, sock, push), self.url,
             ssl_context=feed.ssl_context(self.url), proxy=opts.proxy,
             websocket_handshake_timeout=opts.handshake_timeout_s,
             enable_auto_ping=False, max_frame_size=opts.max_frame_size,
@@ -235,7 +282,7 @@ class ManagedConnection:
             self._queue.clear()
             started = time.monotonic()
             try:
-                transport, listener = await self._open(session)
+                transport, listener = await self._open(session, feed.push)
             except asyncio.CancelledError:
                 raise
             except Exception as e:
@@ -251,7 +298,7 @@ class ManagedConnection:
             self.connected_once = True
             feed.push([self._status(Connected, url=self.url)])
             session.start(time.time_ns())
-            self.flush()
+            self.drain(listener)
             while True:  # a failover may replace the listener while we wait
                 lst = self.listener
                 await lst.closed.wait()
@@ -264,18 +311,18 @@ class ManagedConnection:
             if not lst.transport or not lst.transport.is_disconnected:
                 transport.disconnect()
             events = session.on_close(time.time_ns())
-            reason = session.dead_reason or (
+            reason = lst.dead_reason or (
                 f"closed by venue: {lst.close_code} {lst.close_reason}".strip() if lst.close_code
                 else "connection lost")
             fatal_close = self.venue.close_is_fatal(lst.close_code)
-            if fatal_close and session.fatal_error is None:
-                session.fatal_error = session.error(lst.close_code, f"{self.venue.name} closed the connection: "
-                                                    f"{lst.close_code} {fatal_close}", fatal=True)
-                events.append(session.fatal_error)
-            if session.fatal_error is not None:
-                self.fatal = session.fatal_error
+            if fatal_close and lst.fatal is None:
+                lst.fatal = session.error(lst.close_code, f"{self.venue.name} closed the connection: "
+                                          f"{lst.close_code} {fatal_close}", fatal=True, recv_ns=time.time_ns())
+                events.append(lst.fatal)
+            if lst.fatal is not None:
+                self.fatal = lst.fatal
                 events.append(self._status(Disconnected, reason=f"{reason}; not reconnecting: "
-                                           f"{session.fatal_error.msg}", code=lst.close_code))
+                                           f"{lst.fatal.msg}", code=lst.close_code))
                 feed.push(events)
                 self.transport = None
                 feed.connection_failed(self)
@@ -289,10 +336,18 @@ class ManagedConnection:
                 feed.split_off(self, moved)
                 events.append(session.error(lst.close_code, f"{self.venue.name} closed the connection for carrying "
                                             f"too many channels ({lst.close_code}); moved {len(moved)} streams "
-                                            "to a new connection"))
-            if time.monotonic() - started > opts.stable_after_s:
+                                            "to a new connection", recv_ns=time.time_ns()))
+            rate_closed = self.venue.close_means_slow_down(lst.close_code, lst.close_reason)
+            if rate_closed:
+                self._rate_closed()
+            elif time.monotonic() - started > opts.stable_after_s:
                 attempt = 0
+                if self._slow > 1.0:  # a calm connection: back to the normal pace, a step at a time
+                    self._slow = max(1.0, self._slow / 2)
+                    self._pacer = self._make_pacer()
             delay = backoff_delay(attempt, opts.backoff_base_s, opts.backoff_cap_s, self._rand.random())
+            if rate_closed:
+                delay = max(delay, 1.0 + self._rand.random())  # the venue's window must pass first
             attempt += 1
             events.append(self._status(Disconnected, reason=reason, code=lst.close_code,
                                        reconnect_in_s=None if self.stopping else round(delay, 3)))
@@ -301,6 +356,14 @@ class ManagedConnection:
             if self.stopping:
                 return
             await asyncio.sleep(delay)
+
+    def _rate_closed(self) -> None:
+        """The venue closed us for sending too fast: whatever its clock saw, come back slower
+        (half the pace each time, down to a quarter) and never in the same pattern."""
+        self._slow = min(4.0, self._slow * 2)
+        self._pacer = self._make_pacer()
+        log.warning("%s: closed by %s for sending too fast; pacing requests at 1/%g of the limit from now on",
+                    self.name, self.venue.name, self._slow)
 
     # -- make-before-break failover ---------------------------------------------------------
     async def _fail_over(self, notice_ns: int) -> None:
@@ -312,36 +375,35 @@ class ManagedConnection:
         assert old_session is not None and old_lst is not None and old_t is not None
         lead = old_session.timers.notice_lead_s
         new_session = self._new_session()
-        books = {st.sub.spec: st.last_seq for st in old_session.streams.values() if st.book is not None and st.synced}
-        merger = Merger(feed.push, books, {st.sub.spec for st in new_session.streams.values()})
+        merger = Merger(feed.push, old_session.book_seqs(), {st.sub.spec for st in new_session.streams.values()})
         old_lst.push = merger.from_old
         try:
-            transport, listener = await self._open(new_session)
+            transport, listener = await self._open(new_session, merger.from_new, replaces=old_lst.name)
         except Exception as e:
             old_lst.push = feed.push
             feed.push([self._status(Disconnected, reason=f"replacement connection failed: {_describe(e)}; "
                                     "keeping the old one until the venue closes it")])
             self._failover = None
             return
-        listener.push = merger.from_new
         self.standby = listener
         feed.push([self._status(Connected, url=self.url)])
         new_session.start(time.time_ns())
-        self.flush(listener)
+        self.drain(listener)
         # Wait for every stream to join, but not past the venue's close (notice lead time).
         deadline = notice_ns / 1e9 + max(0.5, lead * 0.8)
         while not merger.ready() and not old_lst.closed.is_set() and not listener.closed.is_set():
             if time.time() >= deadline:
                 break
             await asyncio.sleep(min(0.05, self.feed.options.tick_s))
-        new_books = {st.sub.spec: st.book for st in new_session.streams.values() if st.book is not None}
-        merger.finish(new_books)
+        merger.finish(new_session.books())
         old_lst.push = _drop            # nothing more from the old connection reaches the user
         listener.push = feed.push
+        feed.taps.switched(listener.name, old_lst.name, time.time_ns())
         self.session, self.listener, self.transport = new_session, listener, transport
         self.standby = None
         self._queue.clear()
         if not old_t.is_disconnected:
+            old_lst.dead_reason = "replaced (make-before-break failover)"
             try:
                 old_t.send_close()
             except Exception:
@@ -350,90 +412,96 @@ class ManagedConnection:
         self.failovers += 1
         self._failover = None
 
-    # -- timers and sending ---------------------------------------------------------------
+    # -- timers, session output, sending ------------------------------------------------------
     def tick(self, now_ns: int) -> None:
-        """Called by the feed's timer every tick: heartbeats, liveness, paced sends."""
-        lst = self.listener
-        if lst is None or lst.closed.is_set():
-            return
-        s = lst.session
-        s.on_timer(now_ns)
-        if s.timer_events:
-            lst.push(s.timer_events[:])
-            s.timer_events.clear()
-        if s.dead_reason:
-            log.info("%s: %s; reconnecting", self.name, s.dead_reason)
-            if lst.transport is not None:
-                lst.transport.disconnect(graceful=False)
-            return
-        notice = s.upgrade_notice
-        if notice is not None and self._failover is None and not self.stopping:
-            s.upgrade_notice = None
-            self._failover = asyncio.get_running_loop().create_task(self._fail_over(notice.recv_ns))
-        rest = s.rest_requests
-        if rest:
-            for st in rest:
-                asyncio.get_running_loop().create_task(self._rest_snapshot(lst, st))
-            rest.clear()
-        if s.outbox or self._queue:
-            self.flush(lst)
+        """Called by the feed's timer every tick: heartbeats, liveness, due resyncs."""
+        for lst in (self.listener, self.standby):
+            if lst is not None and not lst.closed.is_set():
+                lst.session.on_timer(now_ns)
+                if lst.session.outbox:
+                    self.drain(lst)
 
-    async def _rest_snapshot(self, lst: _Listener, st: Any) -> None:
+    def drain(self, lst: _Listener) -> None:
+        """Carry out what the socket's session asked for (the contract's one way out)."""
+        items = lst.session.drain()
+        if not items:
+            return
+        events: list[Event] = []
+        sends = False
+        for it in items:
+            t = type(it)
+            if t is Send:
+                if it.priority == CONTROL:
+                    if lst.transport is not None:
+                        self._send(lst.transport, it.payload)
+                else:
+                    if lst is self.listener:
+                        self._queue.append(it)
+                        sends = True
+                    elif lst.transport is not None:  # a standby during failover: no pacing queue of its own
+                        self._send(lst.transport, it.payload)
+            elif t is Close:
+                lst.kill(it.reason)
+            elif t is Fatal:
+                lst.kill(f"{it.error.msg}", fatal=it.error)
+            elif t is FailOver:
+                if self._failover is None and not self.stopping and lst is self.listener:
+                    self._failover = asyncio.get_running_loop().create_task(self._fail_over(it.notice_ns))
+            elif t is FetchSnapshot:
+                asyncio.get_running_loop().create_task(self._rest_snapshot(lst, it))
+            else:
+                events.append(it)
+        if events:
+            lst.push(events)
+        if sends:
+            self.flush()
+
+    async def _rest_snapshot(self, lst: _Listener, req: FetchSnapshot) -> None:
         """Fetch a book snapshot over REST for a venue that sent none on the socket."""
         from tickwire.net.http import get_json
 
-        s = lst.session
-        base = self.venue.rest_base(self.feed.endpoint_base(self.venue.name), self.feed.network)
+        feed = self.feed
+        url = self.venue.rest_base(feed.endpoint_base(self.venue.name), feed.network) + req.path
+        body: Any = None
+        error = ""
         try:
-            body = await get_json(s.rest_snapshot_url(base, st), timeout_s=10.0)
-            error = ""
+            body = await get_json(url, timeout_s=10.0, proxy=feed.options.proxy, ssl_context=feed.ssl_context(url))
         except Exception as e:
-            body, error = None, _describe(e)
+            error = _describe(e)
         if lst.closed.is_set():
             return
-        events = s.on_rest_snapshot(st, body, time.time_ns(), error)
+        recv_ns = time.time_ns()
+        feed.taps.rest(lst.name, recv_ns, req.topic, None if body is None else msgspec.json.encode(body), error)
+        events = lst.session.on_rest_snapshot(req.topic, body, recv_ns, error)
         if events:
             lst.push(events)
+        if lst.session.outbox:
+            self.drain(lst)
 
-    def flush(self, lst: _Listener | None = None) -> None:
-        """Send what the session queued: CONTROL at once, REQUESTs within the limits."""
-        lst = lst or self.listener
-        if lst is None or lst.transport is None:
-            return
-        s = lst.session
-        t = lst.transport
-        if lst is not self.listener:  # a standby during failover: no pacing queue of its own
-            for item in s.outbox:
-                self._send(t, item[1])
-            s.outbox.clear()
+    def flush(self) -> None:
+        """Send queued requests as the pacer allows; the rest when it allows (a timer)."""
+        lst = self.listener
+        if lst is None or lst.transport is None or lst.transport.is_disconnected:
             return
         q = self._queue
-        for item in s.outbox:
-            if item[0] == CONTROL:
-                self._send(t, item[1])
-            else:
-                q.append(item)
-        s.outbox.clear()
-        if not q:
-            return
-        mono = time.monotonic_ns()
-        msgs, reqs = self._msgs, self._reqs
+        pacer = self._pacer
+        t = lst.transport
         while q:
-            # Keep 20% of the per-second budget for heartbeats (BGE counts pongs too).
-            if msgs is not None and msgs.wait_ns(mono, reserve=max(1, msgs.count // 5)):
-                break
-            if reqs is not None and reqs.wait_ns(mono):
-                break
-            kind, payload, desc = q.popleft()
-            if reqs is not None:
-                reqs.record(mono)
-            self._send(t, payload)
+            now = time.monotonic_ns()
+            wait = pacer.wait_ns(now)
+            if wait > 0:
+                if self._pace_timer is None:
+                    self._pace_timer = asyncio.get_running_loop().call_later(wait / 1e9, self._paced)
+                return
+            pacer.record(now)
+            self._send(t, q.popleft().payload)
 
-    def _send(self, t: WSTransport, payload: Any) -> None:
-        if isinstance(payload, str):
-            payload = payload.encode()
-        if self._msgs is not None:
-            self._msgs.record(time.monotonic_ns())
+    def _paced(self) -> None:
+        self._pace_timer = None
+        self.flush()
+
+    def _send(self, t: WSTransport, payload: bytes) -> None:
+        self._pacer.sent_any(time.monotonic_ns())
         t.send(_TEXT, payload)
 
     # -- subscriptions --------------------------------------------------------------------
@@ -442,14 +510,16 @@ class ManagedConnection:
             self.subs[s.topic] = s
         if self.session is not None:
             self.session.add(subs)
-            self.flush()
+            if self.listener is not None:
+                self.drain(self.listener)
 
     def remove(self, subs: list[Subscription]) -> None:
         for s in subs:
             self.subs.pop(s.topic, None)
         if self.session is not None:
             self.session.remove(subs)
-            self.flush()
+            if self.listener is not None:
+                self.drain(self.listener)
 
 
 def _drop(events: list[Event]) -> None:

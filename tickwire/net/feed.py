@@ -27,7 +27,8 @@ from tickwire.book import Book
 from tickwire.model import Event
 from tickwire.net import hot, queue
 from tickwire.net.connection import ManagedConnection, default_ssl_context
-from tickwire.net.ratelimit import MultiWindow
+from tickwire.net.ratelimit import Pacer
+from tickwire.net.tap import Tap, Taps
 from tickwire.subscription import SpecError, Subscription, parse_many
 from tickwire.venues import get_venue
 from tickwire.venues.base import SessionOptions, Venue
@@ -72,12 +73,13 @@ class Feed:
         self.subscriptions: list[Subscription] = parse_many(list(specs))
         self.network = self.options.network
         self.connections: list[ManagedConnection] = []
-        self.raw_hook: Callable[[str, int, bytes, bool], None] | None = None
+        self.taps = Taps()
+        """Observers of every socket (see :mod:`tickwire.net.tap`): :meth:`add_tap`."""
         self._queue = _EventQueue(self.options.max_buffer, self.options.read_ahead, self._pause, self._resume)
         self.push: Callable[[list[Event]], None] = self._queue.push
         """Called by connection readers: append events, never block (see :mod:`tickwire.net.queue`)."""
         self._closed = False
-        self._limiters: dict[tuple[str, str], MultiWindow] = {}
+        self._limiters: dict[tuple[str, str], Pacer] = {}
         self._ticker: asyncio.Task | None = None
         self._conn_seq = 0
         self._ssl: ssl.SSLContext | None = None
@@ -98,7 +100,8 @@ class Feed:
                               extra=self.options.venue_options.get(venue.name, {}))
 
     def ssl_context(self, url: str) -> ssl.SSLContext | None:
-        if not url.startswith("wss:"):
+        """The TLS context for a wss:// or https:// URL (unverified only with verify_tls=False)."""
+        if not url.startswith(("wss:", "https:")):
             return None
         if self._ssl is None:
             ctx = default_ssl_context()
@@ -108,13 +111,30 @@ class Feed:
             self._ssl = ctx
         return self._ssl
 
-    def connect_limiter(self, venue: Venue, url: str) -> MultiWindow:
+    def connect_limiter(self, venue: Venue, url: str) -> Pacer:
         key = (venue.name, urlsplit(url).netloc)
         lim = self._limiters.get(key)
         if lim is None:
-            rates = self.options.limits.get(venue.name, {}).get("connect_rates", venue.limits.connect_rates)
-            lim = self._limiters[key] = MultiWindow(rates)
+            over = self.options.limits.get(venue.name, {})
+            rates = over.get("connect_rates", venue.limits.connect_rates)
+            lim = self._limiters[key] = Pacer(request_windows=list(rates),
+                                              margin=over.get("margin", venue.limits.margin))
         return lim
+
+    def add_tap(self, tap: Tap) -> None:
+        """Observe every socket of this feed from now on (recorder, dashboard, publisher...)."""
+        self.taps.add(tap)
+        self._retap()
+
+    def remove_tap(self, tap: Tap) -> None:
+        self.taps.remove(tap)
+        self._retap()
+
+    def _retap(self) -> None:
+        for c in self.connections:
+            for lst in (c.listener, c.standby):
+                if lst is not None:
+                    lst.raw = self.taps.frame
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> "Feed":
@@ -269,11 +289,8 @@ class Feed:
         """Every maintained book, by stream spec."""
         out: dict[str, Book] = {}
         for c in self.connections:
-            s = c.session
-            if s is not None:
-                for st in s.streams.values():
-                    if st.book is not None:
-                        out[st.sub.spec] = st.book
+            if c.session is not None:
+                out.update(c.session.books())
         return out
 
     def stats(self) -> list[dict[str, Any]]:

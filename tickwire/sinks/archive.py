@@ -16,8 +16,11 @@ CRC and dropped by recovery).
 Lines (fields separated by one space; the last field runs to the end of the line)::
 
     #tickwire-raw 1 {"writer": ..., "venue": ..., "created_ns": ...}   first line of a file
-    C <recv_ns> <conn> {"venue","endpoint","url","subs",["continued"]}   connection opened
-    D <recv_ns> <conn> {"reason": ...}                                   connection ended
+    C <recv_ns> <conn> {"venue","endpoint","url","subs",["continued"],["replaces"]}  socket opened
+    D <recv_ns> <conn> {"reason": ...}                                   socket ended
+    S <recv_ns> <conn> {"replaces": <old conn>}                          failover done: <conn> serves
+                                                                         <old conn>'s streams from here
+    R <recv_ns> <conn> {"topic": ..., "body": <JSON or null>, "error": ...}  REST snapshot reply
     T <recv_ns> <conn> <text frame, verbatim>                            text frame without a newline
     X <recv_ns> <conn> <base64>                                          text frame containing a newline
     B <recv_ns> <conn> <base64>                                          binary frame
@@ -25,8 +28,13 @@ Lines (fields separated by one space; the last field runs to the end of the line
 
 ``C`` with ``"continued": true`` re-declares, at the top of a new file, a connection that
 was already open in the previous file: a reader that has it open keeps its state. ``conn``
-names are unique per writer (``writer`` in the header) and are reused across reconnects;
-a ``C`` without ``continued`` always starts a fresh protocol session.
+is the id of one socket, unique per writer (``writer`` in the header): a feed names its
+sockets ``<connection>.<n>`` (format 1 files of older versions reused a connection's name
+across reconnects: a ``C`` without ``continued`` always starts a fresh protocol session).
+A socket opened to replace another during a make-before-break failover (OKX 64008) says so
+with ``"replaces"``; until its ``S`` record both sockets' events go through the same merge
+the live feed used (:class:`tickwire.net.failover.Merger`), so decoding an archive gives
+exactly the events the live feed delivered: no gap, no duplicate trade.
 """
 
 from __future__ import annotations
@@ -158,7 +166,7 @@ def _parse_lines(buf: bytes, writer: str, header: dict | None) -> Iterator[Recor
             data: Any = payload
         elif kind in ("X", "B"):
             data = base64.b64decode(payload)
-        elif kind in ("C", "D", "L"):
+        elif kind in ("C", "D", "L", "S", "R"):
             data = msgspec.json.decode(payload)
         else:
             raise ArchiveError(f"unknown archive record kind {kind!r}")
@@ -222,33 +230,51 @@ def archive_files(root: str | os.PathLike) -> list[Path]:
 # --------------------------------------------------------------------------- decoding
 
 class _ConnState:
-    __slots__ = ("session", "venue", "endpoint", "url")
+    __slots__ = ("session", "venue", "endpoint", "url", "push", "retired", "replaced")
 
     def __init__(self, session: Any, venue: str, endpoint: str, url: str) -> None:
         self.session = session
         self.venue = venue
         self.endpoint = endpoint
         self.url = url
+        self.push: Any = None       # during a failover: the merger's side for this socket
+        self.retired = False        # replaced by another socket: its events reach no one
+        self.replaced = False       # a replacement opened: its close is not a disconnection
 
 
 def _new_session(venue_name: str, endpoint: str, conn: str) -> Any:
     from tickwire.venues import get_venue
-    from tickwire.venues.base import SessionOptions
 
-    venue = get_venue(venue_name)
-    s = venue.new_session(endpoint, conn, SessionOptions())
-    s.accept_any = True
-    return s
+    return get_venue(venue_name).decoder(endpoint, conn)
 
 
 def decode_records(records: Iterable[Record], status: bool = True) -> Iterator[Event]:
     """Re-normalize archive records through the venues' dialect code, as live.
 
-    Each connection gets its own protocol session (keyed by writer and connection name);
-    a ``C`` marker starts a fresh one, a ``D`` marker closes it (books lose continuity and
-    report a Gap, as live). ``recv_ns`` of every event is the recorded receipt time.
+    Each socket gets its own protocol session (keyed by writer and socket id); a ``C`` marker
+    starts a fresh one, a ``D`` marker closes it (books lose continuity and report a Gap, as
+    live). A failover replacement (``C`` with ``replaces``) is merged with the socket it
+    replaces exactly as the live feed merged them, until its ``S`` record. ``recv_ns`` of
+    every event is the recorded receipt time.
     """
+    from tickwire.decode import drained_events
+    from tickwire.net.failover import Merger
+
     conns: dict[tuple[str, str], _ConnState] = {}
+    merged: dict[tuple[str, str], tuple[Merger, tuple[str, str]]] = {}  # new socket -> (merger, old socket)
+    out: list[Event] = []
+
+    def emit(events: list[Event]) -> None:
+        out.extend(events if status else [e for e in events if not e.is_status])
+
+    def deliver(st: _ConnState, events: list[Event]) -> None:
+        if not events or st.retired:
+            return
+        if st.push is not None:
+            st.push(events)
+        else:
+            emit(events)
+
     for rec in records:
         key = (rec.writer, rec.conn)
         if rec.is_frame:
@@ -256,47 +282,66 @@ def decode_records(records: Iterable[Record], status: bool = True) -> Iterator[E
             if st is None:
                 continue  # frame of a connection never declared (cannot happen in a valid file)
             s = st.session
-            events = s.on_frame(rec.data, rec.binary, rec.recv_ns)
-            s.outbox.clear()
-            if events:
-                if status:
-                    yield from events
-                else:
-                    yield from (e for e in events if not e.is_status)
-            continue
-        k = rec.kind
-        if k == "C":
-            info = rec.data
-            st = conns.get(key)
-            if info.get("continued") and st is not None:
-                continue  # the same connection, re-declared at the top of the next file
-            if st is not None:  # reopened without a D marker: close the old session first
-                for ev in st.session.on_close(rec.recv_ns):
+            deliver(st, s.on_frame(rec.data, rec.binary, rec.recv_ns))
+            if s.outbox:
+                deliver(st, drained_events(s))
+        else:
+            k = rec.kind
+            if k == "C":
+                info = rec.data
+                st = conns.get(key)
+                if info.get("continued") and st is not None:
+                    continue  # the same connection, re-declared at the top of the next file
+                if st is not None:  # reopened without a D marker: close the old session first
+                    deliver(st, st.session.on_close(rec.recv_ns))
+                try:
+                    session = _new_session(info["venue"], info["endpoint"], rec.conn)
+                except KeyError:
+                    raise ArchiveError(f"connection {rec.conn}: unknown venue {info.get('venue')!r}") from None
+                st = conns[key] = _ConnState(session, info["venue"], info["endpoint"], info.get("url", ""))
+                if status and not info.get("continued"):
+                    emit([Connected(venue=info["venue"], recv_ns=rec.recv_ns, conn=rec.conn, url=info.get("url", ""))])
+                old_key = (rec.writer, str(info.get("replaces") or ""))
+                old = conns.get(old_key) if info.get("replaces") else None
+                if old is not None and not info.get("continued"):
+                    m = Merger(emit, old.session.book_seqs(), set())
+                    old.push, st.push = m.from_old, m.from_new
+                    old.replaced = True
+                    merged[key] = (m, old_key)
+            elif k == "S":
+                pair = merged.pop(key, None)
+                st = conns.get(key)
+                if pair is not None and st is not None:
+                    m, old_key = pair
+                    m.finish(st.session.books())
+                    st.push = None
+                    old = conns.get(old_key)
+                    if old is not None:
+                        old.retired = True
+            elif k == "R":
+                st = conns.get(key)
+                if st is not None:
+                    info = rec.data
+                    deliver(st, st.session.on_rest_snapshot(str(info.get("topic", "")), info.get("body"),
+                                                            rec.recv_ns, str(info.get("error") or "")))
+            elif k == "D":
+                st = conns.pop(key, None)
+                if st is None:
+                    continue
+                if not st.replaced:
+                    deliver(st, st.session.on_close(rec.recv_ns))
                     if status:
-                        yield ev
-            try:
-                session = _new_session(info["venue"], info["endpoint"], rec.conn)
-            except KeyError:
-                raise ArchiveError(f"connection {rec.conn}: unknown venue {info.get('venue')!r}") from None
-            conns[key] = _ConnState(session, info["venue"], info["endpoint"], info.get("url", ""))
-            if status and not info.get("continued"):
-                yield Connected(venue=info["venue"], recv_ns=rec.recv_ns, conn=rec.conn, url=info.get("url", ""))
-        elif k == "D":
-            st = conns.pop(key, None)
-            if st is None:
-                continue
-            for ev in st.session.on_close(rec.recv_ns):
-                if status:
-                    yield ev
-            if status:
-                yield Disconnected(venue=st.venue, recv_ns=rec.recv_ns, conn=rec.conn,
-                                   reason=str(rec.data.get("reason", "")))
-        elif k == "L" and status:
-            info = rec.data
-            yield Notice(venue=str(info.get("venue", "")), recv_ns=rec.recv_ns, conn="",
-                         code="recorder-drop",
-                         msg=f"the recorder dropped {info.get('dropped_frames', 0)} frames here "
-                             "(disk slower than the feed)")
+                        emit([Disconnected(venue=st.venue, recv_ns=rec.recv_ns, conn=rec.conn,
+                                           reason=str(rec.data.get("reason", "")))])
+            elif k == "L" and status:
+                info = rec.data
+                emit([Notice(venue=str(info.get("venue", "")), recv_ns=rec.recv_ns, conn="",
+                             code="recorder-drop",
+                             msg=f"the recorder dropped {info.get('dropped_frames', 0)} frames here "
+                                 "(disk slower than the feed)")])
+        if out:
+            yield from out
+            out.clear()
 
 
 def _file_venue(path: Path) -> str:

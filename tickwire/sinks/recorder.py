@@ -4,7 +4,7 @@
 
     rec = Recorder("data")                 # recovers what a killed recorder left, starts the writer
     async with tickwire.stream(*specs) as feed:
-        rec.attach(feed)                   # raw frames + connection markers, flush timer
+        rec.attach(feed)                   # a tap on every socket (raw frames, markers), flush timer
         async for ev in feed:
             rec.add(ev)                    # cheap: one tuple appended to a list
     rec.close()                            # publishes everything, raises RecorderError on a disk error
@@ -40,6 +40,7 @@ from typing import Any, Iterable
 import msgspec
 
 from tickwire.model import BookUpdate, Disconnected, Event
+from tickwire.net.tap import SocketInfo, Tap
 from tickwire.sinks.schema import EVENT_KIND, KINDS, Kind, row_getter, status_row
 from tickwire.sinks.writer import (
     WAL_DIR, ParquetOptions, RawItem, RecorderError, RecoveryReport, RowsItem, Writer, describe_os_error,
@@ -62,21 +63,22 @@ class RecorderStats:
 
 
 class _Conn:
-    __slots__ = ("name", "name_b", "venue", "endpoint", "url", "subs", "session", "open", "opened_ns", "cont",
-                 "mc", "rb", "last_ns")
+    """One socket in the archive (a feed's socket id, or a name declared by connection())."""
 
-    def __init__(self, name: str, venue: str, endpoint: str, url: str, subs: list[str]) -> None:
+    __slots__ = ("name", "name_b", "venue", "endpoint", "url", "subs", "replaces", "open", "opened_ns", "cont",
+                 "rb", "last_ns")
+
+    def __init__(self, name: str, venue: str, endpoint: str, url: str, subs: list[str], replaces: str = "") -> None:
         self.name = name
         self.name_b = name.replace(" ", "_").encode()
         self.venue = venue
         self.endpoint = endpoint
         self.url = url
         self.subs = subs
-        self.session: Any = None
+        self.replaces = replaces
         self.open = False
         self.opened_ns = 0
         self.cont = b""
-        self.mc: Any = None          # the feed's connection object (its .session changes per reconnect)
         self.rb: _RawBuf | None = None  # the raw buffer this connection appends to (cache)
         self.last_ns = 0
 
@@ -99,8 +101,12 @@ def _writer_id() -> str:
     return f"{int(time.time()):08x}{os.getpid() & 0xFFFF:04x}{random.getrandbits(16):04x}"
 
 
-class Recorder:
+class Recorder(Tap):
     """Record events and raw frames under ``out_dir`` (see ``docs/recording.md``).
+
+    Frames come through the feed's taps (:meth:`attach`): every socket is its own connection
+    in the archive, so decoding it gives the events the live feed delivered, failovers
+    included. Without a feed, declare names with :meth:`connection` and call :meth:`raw`.
 
     Raises :class:`RecorderError` at once when ``out_dir`` cannot be written, from
     :meth:`add` once the writer stopped on a disk error, and from :meth:`close`.
@@ -176,7 +182,6 @@ class Recorder:
         self._holes: dict[tuple[str, str, int], dict] = {}  # rows dropped, not yet noted in `status`
         self._conns: dict[str, _Conn] = {}
         self._feed: Any = None
-        self._feed_conns: dict[str, Any] = {}
         self._last_snap: dict[str, int] = {}
         self._n = 0
         self._next_flush = time.monotonic() + flush_interval
@@ -188,19 +193,40 @@ class Recorder:
 
     # ------------------------------------------------------------------ public API
     def attach(self, feed: Any) -> "Recorder":
-        """Record ``feed``'s raw frames (its ``raw_hook``) and run the flush timer on its loop.
-
-        Call right after the feed is created/entered (before its connections receive data).
-        """
+        """Record ``feed``'s sockets (a tap: frames, opens, closes, failovers, REST replies)
+        and run the flush timer on its loop. Call right after the feed is entered: a socket
+        already open when attached is declared at its next frame, from its id."""
         self._feed = feed
         if self.raw_enabled:
-            feed.raw_hook = self.raw
-            for c in getattr(feed, "connections", ()):  # listeners copy the hook when created
-                lst = getattr(c, "listener", None)
-                if lst is not None:
-                    lst.raw = self.raw
+            feed.add_tap(self)
         self._start_timer()
         return self
+
+    # -- the tap (called by the feed) ---------------------------------------------------
+    def opened(self, sock: SocketInfo) -> None:
+        if self._closed or not self.raw_enabled:
+            return
+        c = self._conns[sock.id] = _Conn(sock.id, sock.venue, sock.endpoint, sock.url, list(sock.streams),
+                                         sock.replaces)
+        self._open_conn(c, sock.opened_ns)
+
+    def frame(self, sock_id: str, recv_ns: int, payload: bytes, binary: bool) -> None:
+        self.raw(sock_id, recv_ns, payload, binary)
+
+    def closed(self, sock_id: str, ns: int, reason: str) -> None:
+        self.disconnected(sock_id, ns, reason)
+
+    def switched(self, sock_id: str, old_id: str, ns: int) -> None:
+        c = self._conns.get(sock_id)
+        if c is not None and c.open and not self._closed:
+            self._raw_line(c.venue, ns, b"S %d %s %s\n" % (ns, c.name_b, msgspec.json.encode({"replaces": old_id})))
+
+    def rest(self, sock_id: str, recv_ns: int, topic: str, body: bytes | None, error: str) -> None:
+        c = self._conns.get(sock_id)
+        if c is not None and c.open and not self._closed:
+            info = b'{"topic":%s,"error":%s,"body":%s}' % (msgspec.json.encode(topic), msgspec.json.encode(error),
+                                                           body if body is not None else b"null")
+            self._raw_line(c.venue, recv_ns, b"R %d %s %s\n" % (recv_ns, c.name_b, info))
 
     def add(self, ev: Event) -> None:
         """Record one event (any kind; unknown kinds are counted and ignored)."""
@@ -225,7 +251,7 @@ class Recorder:
 
     def connection(self, conn: str, venue: str, endpoint: str, url: str = "", subs: Iterable[str] = ()) -> None:
         """Declare what a connection name serves (only needed without :meth:`attach`, when
-        names do not follow the feed's ``venue/endpoint#n`` form)."""
+        names do not follow the feed's ``venue/endpoint#n`` form). Its first frame opens it."""
         c = self._conns.get(conn)
         if c is None or c.venue != venue or c.endpoint != endpoint:
             self._conns[conn] = _Conn(conn, venue, endpoint, url, list(subs))
@@ -271,8 +297,8 @@ class Recorder:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._feed is not None and getattr(self._feed, "raw_hook", None) == self.raw:
-            self._feed.raw_hook = None
+        if self._feed is not None and self.raw_enabled:
+            self._feed.remove_tap(self)
         for c in self._conns.values():
             if c.open:  # marked at the last frame recorded: nothing of the connection after it is known
                 self.disconnected(c.name, max(c.last_ns, c.opened_ns), "recording ended")
@@ -517,7 +543,7 @@ class Recorder:
     # ------------------------------------------------------------------ internals: raw frames
     def _raw(self, conn: str, recv_ns: int, payload: bytes, binary: bool) -> None:
         c = self._conns.get(conn)
-        if c is None or not c.open or (c.mc is not None and c.mc.session is not c.session):
+        if c is None or not c.open:
             c = self._resolve_conn(conn, recv_ns)
             if c is None:
                 return
@@ -538,51 +564,28 @@ class Recorder:
             self._handoff_raw(rb.key)
 
     def _resolve_conn(self, conn: str, recv_ns: int) -> _Conn | None:
-        """Slow path of :meth:`_raw`: first frame of a connection, or of a new session on it."""
+        """Slow path of :meth:`_raw`: a name declared by connection() (or seen before and
+        ended) opens again; an unknown one is read as ``venue/endpoint#n[.k]``."""
         if self._closed or not self.raw_enabled:
             return None
         c = self._conns.get(conn)
-        mc = None
-        if self._feed is not None:
-            mc = self._feed_conns.get(conn)
-            if mc is None:
-                self._feed_conns = {x.name: x for x in getattr(self._feed, "connections", ())}
-                mc = self._feed_conns.get(conn)
-        if c is not None and c.open and mc is None:
-            return c
-        return self._open_conn(conn, recv_ns, mc)
+        if c is None:
+            head, _, _ = conn.rpartition("#")
+            venue, _, endpoint = (head or conn).partition("/")
+            c = self._conns[conn] = _Conn(conn, venue, endpoint, "", [])
+        self._open_conn(c, recv_ns)
+        return c
 
-    def _open_conn(self, name: str, recv_ns: int, mc: Any) -> _Conn:
-        c = self._conns.get(name)
-        if mc is not None:
-            venue, endpoint = mc.venue.name, mc.endpoint
-            url = getattr(mc, "url", "")
-            subs = [s.spec for s in getattr(mc, "subs", {}).values()]
-        elif c is not None:
-            venue, endpoint, url, subs = c.venue, c.endpoint, c.url, c.subs
-        else:
-            head, _, _ = name.rpartition("#")
-            venue, _, endpoint = (head or name).partition("/")
-            url, subs = "", []
-        if c is not None and c.open:  # a reconnect seen before its Disconnected event
-            self._raw_line(c.venue, recv_ns, b"D %d %s %s\n" % (recv_ns, c.name_b,
-                                                                msgspec.json.encode({"reason": "reconnected"})))
-        if c is None or c.venue != venue or c.endpoint != endpoint:
-            c = self._conns[name] = _Conn(name, venue, endpoint, url, subs)
-        else:
-            c.url, c.subs = url or c.url, subs or c.subs
-        sess = getattr(mc, "session", None) if mc is not None else None
-        c.mc = mc
-        started = getattr(sess, "started_ns", 0) or recv_ns
-        ns = min(started, recv_ns)
-        info = {"venue": venue, "endpoint": endpoint, "url": c.url, "subs": c.subs}
+    def _open_conn(self, c: _Conn, ns: int) -> None:
+        info: dict[str, Any] = {"venue": c.venue, "endpoint": c.endpoint, "url": c.url, "subs": c.subs}
+        if c.replaces:
+            info["replaces"] = c.replaces
         c.open = False  # not in the continued-connections list of a buffer created by this line
-        self._raw_line(venue, ns, b"C %d %s %s\n" % (ns, c.name_b, msgspec.json.encode(info)))
-        c.session = sess
+        self._raw_line(c.venue, ns, b"C %d %s %s\n" % (ns, c.name_b, msgspec.json.encode(info)))
         c.open = True
         c.opened_ns = ns
+        info.pop("replaces", None)  # a continued declaration is the same socket, not a new failover
         c.cont = msgspec.json.encode({**info, "continued": True, "connected_ns": ns})
-        return c
 
     def _raw_buf(self, venue: str, ns: int) -> _RawBuf:
         key = (venue, ns // DAY_NS)

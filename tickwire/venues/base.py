@@ -2,35 +2,90 @@
 
 A :class:`Venue` is venue-wide knowledge (endpoints, spec validation, limits, how to
 spread subscriptions over connections). A :class:`Session` is the protocol state of one
-connection: it takes received frames and the clock, returns events, and queues frames to
-send in :attr:`Session.outbox`. Sessions never touch sockets or the event loop, so the
-same code decodes live frames, recorded files and replayed archives.
+connection. Its contract with the engine, in the spirit of the sans-I/O core of
+``websockets`` (``receive_data`` then ``data_to_send()`` / ``events_received()``):
+
+inputs (time always comes in as an argument; nothing under ``venues/`` reads a clock)
+    ``start(now_ns)``, ``on_frame(payload, binary, recv_ns) -> events`` (the hot path),
+    ``on_traffic(recv_ns)`` (a WebSocket-level ping/pong/close frame), ``on_timer(now_ns)``,
+    ``on_rest_snapshot(topic, body, recv_ns, error) -> events``, ``on_close(now_ns) -> events``,
+    ``add(subs)``, ``remove(subs)``, ``inherit(previous)``;
+output
+    ``drain() -> list`` of :class:`Send` (frames), events raised outside ``on_frame`` (timers)
+    and actions: :class:`Close` (dead: reconnect), :class:`Fatal` (never reconnect),
+    :class:`FailOver` (the venue announced a close: make-before-break), :class:`FetchSnapshot`
+    (a book needs a REST snapshot). ``has_output`` is true while anything waits; the engine
+    checks it after every call and drains;
+queries (read-only)
+    ``books()``, ``book_seqs()``, ``refused``, ``rtt_ns``, ``conn``.
+
+Sessions never touch sockets or the event loop, so the same code decodes live frames,
+recorded files and replayed archives.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from tickwire.book import Book
 from tickwire.model import BookUpdate, Event, Gap, Resynced, VenueError
 from tickwire.subscription import SpecError, Subscription
 
-# Outbox entry kinds. The engine sends CONTROL frames (heartbeats) at once, ahead of any
+# Send priorities. The engine sends CONTROL frames (heartbeats) at once, ahead of any
 # queued REQUEST (subscribe/unsubscribe/login), and paces REQUESTs under the venue's limits.
 CONTROL = 0
 REQUEST = 1
 
 
+class Send(NamedTuple):
+    """A frame to send: ``priority`` CONTROL (at once) or REQUEST (paced), ``what`` for logs."""
+
+    priority: int
+    payload: bytes
+    what: str
+
+
+class Close(NamedTuple):
+    """The connection is dead (no pong, no login reply...): close it and reconnect."""
+
+    reason: str
+
+
+class Fatal(NamedTuple):
+    """The connection can never succeed (login refused, no credentials): close, never retry."""
+
+    error: VenueError
+
+
+class FailOver(NamedTuple):
+    """The venue announced it will close this connection (OKX 64008): replace it first."""
+
+    notice_ns: int
+
+
+class FetchSnapshot(NamedTuple):
+    """A book needs a REST snapshot: GET ``path`` on the venue's REST host, answer with
+    :meth:`Session.on_rest_snapshot` (``topic``, the decoded body or None and the error)."""
+
+    topic: str
+    path: str
+
+
+Action = Close | Fatal | FailOver | FetchSnapshot
+
+
 @dataclass
 class Limits:
-    """Venue rules the engine enforces on our side (defaults: the venue's documented ones)."""
+    """Venue rules the engine enforces on our side (the venue's documented numbers; the
+    engine keeps ``margin`` of every short window free and spreads sends evenly, see
+    :class:`tickwire.net.ratelimit.Pacer`). Override per feed: ``limits={"bge": {"margin": 0.4}}``."""
 
     connect_rates: tuple[tuple[int, float], ...] = ((500, 300.0),)  # new connections per window, per host
     max_msgs_per_s: float | None = None  # all outbound frames per connection (BGE: 50)
     max_requests: int | None = None    # subscribe/unsubscribe/login requests per ...
     requests_window_s: float = 3600.0  # ... window per connection (OKX: 480/h)
+    margin: float = 0.2                # share of each short window (<= 10 s) kept free for jitter
 
 
 @dataclass
@@ -53,6 +108,7 @@ class SessionOptions:
     timers: Timers = field(default_factory=Timers)
     credentials: Any = None            # venue-specific credentials object (never logged)
     extra: dict = field(default_factory=dict)
+    accept_any: bool = False           # offline decoding: build stream state on first sight
 
 
 class Venue:
@@ -111,6 +167,10 @@ class Venue:
         """Why a venue close code means "do not reconnect" (None: reconnect with backoff)."""
         return None
 
+    def close_means_slow_down(self, code: int | None, reason: str) -> bool:
+        """The venue closed us for sending too fast: come back at a slower pace."""
+        return False
+
     def close_means_split(self, code: int | None) -> bool:
         """The venue closed us for carrying too much: spread the streams over more connections."""
         return False
@@ -119,11 +179,9 @@ class Venue:
         """Which endpoint's dialect decodes recorded frames of ``market``."""
         return market or self.default_market
 
-    def decoder(self, endpoint: str) -> "Session":
-        """A session for offline decoding (``tickwire decode``): every topic accepted."""
-        s = self.new_session(endpoint, "decode", SessionOptions())
-        s.accept_any = True
-        return s
+    def decoder(self, endpoint: str, conn: str = "decode") -> "Session":
+        """A session for offline decoding (``tickwire decode``, archives): every topic accepted."""
+        return self.new_session(endpoint, conn, SessionOptions(accept_any=True))
 
     # helpers for subclasses -----------------------------------------------------------
     def bad(self, spec: str, why: str) -> SpecError:
@@ -159,8 +217,8 @@ class Session:
     """Protocol state of one connection. Subclasses implement the venue dialect.
 
     The engine calls :meth:`start` once connected, :meth:`on_frame` for each frame,
-    :meth:`on_timer` about every 100 ms–1 s, and :meth:`on_close` when the socket ends;
-    after each call it sends what :attr:`outbox` holds.
+    :meth:`on_timer` about every 100 ms, and :meth:`on_close` when the socket ends; after
+    each call it takes what :meth:`drain` returns (see the module docstring).
     """
 
     venue: Venue
@@ -171,23 +229,73 @@ class Session:
         self.conn = conn
         self.options = options
         self.timers = options.timers
-        self.outbox: list[tuple[int, Any, str]] = []  # (CONTROL|REQUEST, payload, description)
+        # Everything waiting for the engine (Send, events, actions), in order; see drain().
+        # Named for the hot path: the reader tests it after every frame.
+        self.outbox: list[Any] = []
         self.streams: dict[str, StreamState] = {}     # topic -> state
-        self.accept_any = False                        # decode mode: build state on first sight
+        self.accept_any = options.accept_any
         self.last_rx_ns = 0
         self.ping_sent_ns = 0
         self.pong_pending = False
         self.client_pings = True                       # False where the server pings us (BGE)
         self.started_ns = 0
         self.rtt_ns: int | None = None
-        self.dead_reason: str | None = None
-        self.fatal_error: VenueError | None = None   # e.g. login refused: do not reconnect
+        self.closing = False                           # Close or Fatal was asked for
+        self.failed: VenueError | None = None          # the Fatal error, once asked for
         self.refused: set[str] = set()                 # topics the venue refused for good
-        self.timer_events: list[Event] = []            # events raised by on_timer (engine drains)
-        self.upgrade_notice: Any = None                # the venue announced a close: engine fails over
-        self.rest_requests: list[StreamState] = []     # books needing a REST snapshot (engine fetches)
 
-    # -- engine-facing API --------------------------------------------------------------
+    # -- output (the contract's one way out) -----------------------------------------------
+    @property
+    def has_output(self) -> bool:
+        return bool(self.outbox)
+
+    def drain(self) -> list[Any]:
+        """Everything queued since the last call: :class:`Send`, events, actions, in order."""
+        out = self.outbox
+        if not out:
+            return out
+        self.outbox = []
+        return out
+
+    def send(self, payload: bytes | str, what: str) -> None:
+        """Queue a request frame (paced by the engine under the venue's limits)."""
+        self.outbox.append(Send(REQUEST, payload.encode() if isinstance(payload, str) else payload, what))
+
+    def send_control(self, payload: bytes | str, what: str) -> None:
+        """Queue a heartbeat frame (sent at once, ahead of queued requests)."""
+        self.outbox.append(Send(CONTROL, payload.encode() if isinstance(payload, str) else payload, what))
+
+    def emit(self, events: Iterable[Event]) -> None:
+        """Hand events raised outside on_frame (timers, REST) to the engine."""
+        self.outbox.extend(events)
+
+    def close(self, reason: str) -> None:
+        """Ask the engine to close this connection and reconnect (once)."""
+        if not self.closing:
+            self.closing = True
+            self.outbox.append(Close(reason))
+
+    def fail(self, error: VenueError) -> None:
+        """Ask the engine to close this connection and never reconnect it (once)."""
+        if self.failed is None:
+            self.failed = error
+            self.closing = True
+            self.outbox.append(Fatal(error))
+
+    # -- queries ---------------------------------------------------------------------------
+    def books(self) -> dict[str, Book]:
+        """Every book this connection maintains, by stream spec."""
+        return {st.sub.spec: st.book for st in self.streams.values() if st.book is not None}
+
+    def book_seqs(self) -> dict[str, int]:
+        """Last sequence applied to each intact book, by stream spec (failover joins on it)."""
+        return {st.sub.spec: st.last_seq for st in self.streams.values() if st.book is not None and st.synced}
+
+    # -- inputs ----------------------------------------------------------------------------
+    def on_traffic(self, recv_ns: int) -> None:
+        """A WebSocket-level frame (ping, pong, close) arrived: the connection is alive."""
+        self.last_rx_ns = recv_ns
+
     def start(self, now_ns: int) -> None:
         """Queue the first frames (login or subscribe)."""
 
@@ -241,7 +349,7 @@ class Session:
             elif now_ns - st.seen_ns > lim:
                 st.seen_ns = now_ns
                 self.break_book(st, now_ns, f"no update for {lim / 1e9:g}s on a stream the venue pushes "
-                                            "regularly; resubscribing", None, None, self.timer_events)
+                                            "regularly; resubscribing", None, None, self.outbox)
 
     def on_close(self, recv_ns: int) -> list[Event]:
         """The connection ended: every book on it loses continuity until resubscribed."""
@@ -261,17 +369,17 @@ class Session:
     def check_heartbeat(self, now_ns: int) -> None:
         t = self.timers
         if self.pong_pending and now_ns - self.ping_sent_ns > t.pong_timeout_s * 1e9:
-            self.dead_reason = f"no pong within {t.pong_timeout_s:g}s of our ping"
+            self.close(f"no pong within {t.pong_timeout_s:g}s of our ping")
             return
         if t.stale_s is not None and now_ns - max(self.last_rx_ns, self.started_ns) > t.stale_s * 1e9:
-            self.dead_reason = f"no frame for {t.stale_s:g}s"
+            self.close(f"no frame for {t.stale_s:g}s")
             return
         if self.client_pings and not self.pong_pending:
             ref = self.last_rx_ns if t.ping_when_idle else self.ping_sent_ns
             if now_ns - max(ref, self.started_ns) >= t.ping_interval_s * 1e9:
                 self.ping_sent_ns = now_ns
                 self.pong_pending = True
-                self.outbox.append((CONTROL, self.ping_payload(), "ping"))
+                self.send_control(self.ping_payload(), "ping")
 
     def pong_received(self, recv_ns: int) -> None:
         if self.pong_pending:
@@ -323,13 +431,9 @@ class Session:
         """Re-request fresh snapshots for these topics only (venue-specific)."""
         raise NotImplementedError
 
-    def rest_snapshot_url(self, base: str, st: StreamState) -> str:
-        """Where a book snapshot is fetched when the socket sent none (venues that need it)."""
-        raise NotImplementedError
-
-    def on_rest_snapshot(self, st: StreamState, body: Any, recv_ns: int, error: str = "") -> list[Event]:
-        """The decoded REST reply (or None and the error) for a book in ``rest_requests``."""
-        raise NotImplementedError
+    def on_rest_snapshot(self, topic: str, body: Any, recv_ns: int, error: str = "") -> list[Event]:
+        """The decoded REST reply (or None and the error) to a :class:`FetchSnapshot`."""
+        return []
 
     def book_event(self, st: StreamState, bids: list, asks: list, snapshot: bool, seq: int,
                    prev_seq: int, exch_ns: int, recv_ns: int) -> BookUpdate:
@@ -340,7 +444,8 @@ class Session:
 
     def error(self, code: Any, msg: str, request: str = "", stream: str = "", recv_ns: int = 0,
               fatal: bool = False, sub: Subscription | None = None) -> VenueError:
+        """A VenueError of this connection; ``recv_ns`` defaults to the last frame's time."""
         return VenueError(venue=self.venue.name, market=sub.market if sub else "",
                           symbol=sub.symbol if sub else "", stream=stream or (sub.spec if sub else ""),
-                          recv_ns=recv_ns or time.time_ns(), conn=self.conn, code=str(code), msg=msg,
-                          request=request, fatal=fatal)
+                          recv_ns=recv_ns or self.last_rx_ns or self.started_ns, conn=self.conn, code=str(code),
+                          msg=msg, request=request, fatal=fatal)

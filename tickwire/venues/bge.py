@@ -40,7 +40,7 @@ import msgspec
 from tickwire.credentials import redact
 from tickwire.model import Balance, Candle, Event, Order, Ticker, Trade
 from tickwire.subscription import SpecError, Subscription
-from tickwire.venues.base import CONTROL, REQUEST, Limits, Session, SessionOptions, StreamState, Timers, Venue
+from tickwire.venues.base import Limits, Session, SessionOptions, StreamState, Timers, Venue
 
 NETWORKS = {"mainnet": "wss://ws.bg.exchange"}  # no testnet is documented (§1)
 PATH = "/v2/ws"                                  # public and private V2 channels share it (§1)
@@ -246,6 +246,13 @@ class BGE(Venue):
     # New-connection rates are not documented: the generic default applies.
     limits = Limits(max_msgs_per_s=50)
 
+    def close_means_slow_down(self, code: int | None, reason: str) -> bool:
+        # bge.md §3: more than 50 messages a second is a forced close. The close frame's code
+        # and text are not documented: 1008 (policy violation) or a reason naming the rate is
+        # read as that (tolerant reading; the simulator sends 1008 "too many messages").
+        r = reason.lower()
+        return code == 1008 or "too many" in r or "rate" in r or "frequen" in r
+
     def parse(self, market: str, channel: str, symbol: str, spec: str) -> Subscription:
         if market not in ("", "spot"):
             raise self.bad(spec, f"unknown market {market!r}; BG Exchange has one spot market: "
@@ -408,7 +415,7 @@ class BGESession(Session):
         key = (event, sub.topic)
         self.pending.pop(key, None)  # re-insert: the dict keeps the order requests were sent in
         self.pending[key] = frame.decode()
-        self.outbox.append((REQUEST, frame, f"{event} {sub.topic}"))
+        self.send(frame, f"{event} {sub.topic}")
 
     def _login(self, now_ns: int) -> None:
         cred = self.options.credentials
@@ -418,8 +425,8 @@ class BGESession(Session):
             err = self.error("credentials", "BG Exchange private channels (orders, assets) need an API key "
                              "and secret: set TICKWIRE_BGE_API_KEY and TICKWIRE_BGE_SECRET or use a "
                              "credentials file", request="login", recv_ns=now_ns or 1, fatal=True)
-            self.fatal_error = err
-            self.dead_reason = "no credentials for bge private channels"
+            self.emit([err])
+            self.fail(err)
             return
         ts = now_ns // 1_000_000  # §5.1: access_timestamp in ms, signed as its decimal string
         signature = sign(secret, ts)
@@ -430,7 +437,7 @@ class BGESession(Session):
         self._scrub_words = [w for w in (secret, signature, key) if w]
         self.pending[("login", "")] = self._login_request
         self.login_sent_ns = now_ns or 1
-        self.outbox.append((REQUEST, frame, "login"))
+        self.send(frame, "login")
 
     def resync(self, subs: list[Subscription]) -> None:
         # Fresh data for these streams only: unsubscribe (if subscribed) and subscribe again.
@@ -457,9 +464,9 @@ class BGESession(Session):
         st.resync_backoff_s = min(30.0, delay * 2)
 
     def on_timer(self, now_ns: int) -> None:
-        if (self.private and self.login_sent_ns and not self.logged_in and not self.dead_reason
+        if (self.private and self.login_sent_ns and not self.logged_in and not self.closing
                 and now_ns - self.login_sent_ns > self.timers.login_timeout_s * 1e9):
-            self.dead_reason = f"no login reply within {self.timers.login_timeout_s:g}s"
+            self.close(f"no login reply within {self.timers.login_timeout_s:g}s")
         super().on_timer(now_ns)
 
     # -- frames -----------------------------------------------------------------------
@@ -508,7 +515,7 @@ class BGESession(Session):
         self.pings += 1
         self.last_ping_ns = recv_ns
         self.last_kind = "ping"
-        self.outbox.append((CONTROL, b'{"pong":' + bytes(ping) + b"}", "pong"))
+        self.send_control(b'{"pong":' + bytes(ping) + b"}", "pong")
 
     def _unknown(self, env: _Envelope, what: str, recv_ns: int) -> list[Event]:
         # Nothing is swallowed, but a new frame kind is reported once per shape, not per frame.
@@ -558,10 +565,9 @@ class BGESession(Session):
         fatal = code not in TRANSIENT
         err = self.error(env.code, msg, request=self._login_request, recv_ns=recv_ns, fatal=fatal)
         if fatal:
-            self.fatal_error = err
-            self.dead_reason = f"login refused by bge: {err.code} {msg}"
+            self.fail(err)
         else:
-            self.dead_reason = f"login failed: {err.code} {msg}; reconnecting"
+            self.close(f"login failed: {err.code} {msg}; reconnecting")
         return [err]
 
     def _failure(self, event: str, env: _Envelope, code: int | None, topic: str, recv_ns: int) -> list[Event]:

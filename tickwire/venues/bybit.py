@@ -15,7 +15,7 @@ import msgspec
 
 from tickwire.model import BookUpdate, Candle, Event, Liquidation, Ticker, Trade
 from tickwire.subscription import Subscription
-from tickwire.venues.base import REQUEST, Limits, Session, SessionOptions, StreamState, Timers, Venue
+from tickwire.venues.base import Limits, Session, SessionOptions, StreamState, Timers, Venue
 
 MARKETS = ("linear", "spot", "inverse", "option")
 
@@ -252,7 +252,7 @@ class BybitSession(Session):
             req_id = str(next(self._req_ids))
             self.pending[req_id] = (op, chunk)
             frame = _encode({"req_id": req_id, "op": op, "args": chunk})
-            self.outbox.append((REQUEST, frame, f"{op} {','.join(chunk)}"))
+            self.send(frame, f"{op} {','.join(chunk)}")
 
     def resync(self, subs: list[Subscription]) -> None:
         # Fresh snapshot for these topics only: unsubscribe + subscribe on this connection.

@@ -21,7 +21,7 @@ from tickwire.model import (
     OpenInterest, Order, Position, Ticker, Trade,
 )
 from tickwire.subscription import Subscription
-from tickwire.venues.base import CONTROL, REQUEST, Limits, Session, SessionOptions, StreamState, Timers, Venue
+from tickwire.venues.base import FailOver, FetchSnapshot, Limits, Session, SessionOptions, StreamState, Timers, Venue
 
 # Port 8443 was retired for WebSocket on 2026-10-31 (okx.md §1.1, UNVERIFIED date): the
 # default is the plain host (443); ``venue_options={"okx": {"port": 8443}}`` selects 8443.
@@ -342,15 +342,16 @@ class OkxSession(Session):
             err = self.error("credentials", f"{self.venue.name}: login needed for "
                              f"{', '.join(sorted(st.sub.spec for st in self.streams.values() if st.sub.needs_auth) or [self.endpoint])}"
                              f" but no credentials: set TICKWIRE_{name}_API_KEY, TICKWIRE_{name}_SECRET and "
-                             f"TICKWIRE_{name}_PASSPHRASE (or pass credentials=...)", request="login", fatal=True)
-            self.fatal_error = err
-            self.dead_reason = "no credentials"
+                             f"TICKWIRE_{name}_PASSPHRASE (or pass credentials=...)", request="login", fatal=True,
+                             recv_ns=now_ns)
+            self.emit([err])
+            self.fail(err)
             return
         ts = str(now_ns // 1_000_000_000)
         frame = _encode({"op": "login", "args": [{"apiKey": cred.api_key, "passphrase": cred.passphrase,
                                                    "timestamp": ts, "sign": sign(cred.secret, ts)}]})
         self.login_sent = True
-        self.outbox.append((REQUEST, frame, "login"))
+        self.send(frame, "login")
 
     def _subscribe_all(self) -> None:
         topics = list(self.streams)
@@ -380,7 +381,7 @@ class OkxSession(Session):
             rid = str(next(self._ids))
             self.pending[rid] = (op, chunk)
             args = [self.streams[t].sub.params for t in chunk if t in self.streams]
-            self.outbox.append((REQUEST, _encode({"id": rid, "op": op, "args": args}), f"{op} {' '.join(chunk)}"))
+            self.send(_encode({"id": rid, "op": op, "args": args}), f"{op} {' '.join(chunk)}")
 
     def resync(self, subs: list[Subscription]) -> None:
         topics = [s.topic for s in subs if s.topic in self.streams]
@@ -393,16 +394,16 @@ class OkxSession(Session):
 
     def on_timer(self, now_ns: int) -> None:
         super().on_timer(now_ns)
-        if self.login_sent and not self.logged_in and self.fatal_error is None and \
+        if self.login_sent and not self.logged_in and self.failed is None and \
                 now_ns - self.started_ns > self.timers.login_timeout_s * 1e9:
-            self.dead_reason = f"no login reply within {self.timers.login_timeout_s:g}s"
+            self.close(f"no login reply within {self.timers.login_timeout_s:g}s")
         # books whose WS snapshot never came (OKX may stop sending it): ask for REST
         wait = self.snapshot_wait_s * 1e9
         for st in self.streams.values():
             if st.book is not None and not st.synced and st.extra is not None and st.extra.get("buffer") \
                     and not st.extra.get("rest_pending") and now_ns - st.extra["since"] > wait:
                 st.extra["rest_pending"] = True
-                self.rest_requests.append(st)
+                self.outbox.append(FetchSnapshot(st.sub.topic, self.rest_snapshot_path(st)))
 
     # -- frames -------------------------------------------------------------------------------
     def on_frame(self, payload: bytes | memoryview, binary: bool, recv_ns: int) -> list[Event]:
@@ -453,7 +454,7 @@ class OkxSession(Session):
             m = _msg_decoder.decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
             if bytes(payload) == _PING:  # a server-side ping: answer like nautilus does
-                self.outbox.append((CONTROL, _PONG, "pong"))
+                self.send_control(_PONG, "pong")
                 return []
             return [self.error("decode", f"undecodable frame ({e}): {bytes(payload[:200])!r}", recv_ns=recv_ns)]
         if m.event:
@@ -508,7 +509,7 @@ class OkxSession(Session):
         if ev == "notice":
             n = Notice(venue=self.venue.name, recv_ns=recv_ns, conn=self.conn, code=code, msg=m.msg)
             if code == "64008":
-                self.upgrade_notice = n
+                self.outbox.append(FailOver(recv_ns))
             return [n]
         if ev == "channel-conn-count":
             return [ConnCount(venue=self.venue.name, recv_ns=recv_ns, conn=self.conn, channel=m.channel,
@@ -532,8 +533,7 @@ class OkxSession(Session):
     def _login_failed(self, code: str, msg: str, recv_ns: int) -> Event:
         err = self.error(code, f"{self.venue.name} login refused: {code} {msg}".strip(),
                          request="login (apiKey, passphrase and sign redacted)", recv_ns=recv_ns, fatal=True)
-        self.fatal_error = err
-        self.dead_reason = "login refused"
+        self.fail(err)
         return err
 
     def _error(self, m: _Msg, code: str, recv_ns: int) -> list[Event]:
@@ -721,13 +721,16 @@ class OkxSession(Session):
         if len(buf) < 10_000:
             buf.append(d)
 
-    def rest_snapshot_url(self, base: str, st: StreamState) -> str:
-        return f"{base}/api/v5/market/books?instId={st.sub.symbol}&sz=400&source=0"
+    def rest_snapshot_path(self, st: StreamState) -> str:
+        return f"/api/v5/market/books?instId={st.sub.symbol}&sz=400&source=0"
 
-    def on_rest_snapshot(self, st: StreamState, body: Any, recv_ns: int, error: str = "") -> list[Event]:
+    def on_rest_snapshot(self, topic: str, body: Any, recv_ns: int, error: str = "") -> list[Event]:
         """Align a REST snapshot (``source=0``, with seqId) with the buffered deltas (okx.md §2.2).
 
         ``body`` is the decoded JSON reply (None if the request failed with ``error``)."""
+        st = self.streams.get(topic)
+        if st is None or st.book is None:
+            return []  # unsubscribed while the request was out
         snap: _BookData | None = None
         if isinstance(body, dict):
             data = (body.get("data") or [None])[0]
