@@ -687,8 +687,20 @@ class OkxSession(Session):
             return
         if seq is not None and prev is not None:
             if prev != st.last_seq:
-                self.break_book(st, recv_ns, f"prevSeqId {prev} != last seqId {st.last_seq}", st.last_seq, prev, out)
-                return
+                ex = st.extra
+                rest_seq = ex.get("rest_seq") if ex is not None else None
+                if rest_seq is None or prev > rest_seq or st.last_seq != rest_seq:
+                    self.break_book(st, recv_ns, f"prevSeqId {prev} != last seqId {st.last_seq}", st.last_seq,
+                                    prev, out)
+                    return
+                # Right after a REST snapshot (taken at rest_seq, possibly between two pushes): a
+                # delta up to it is already in it; the first one past it spans it, and since levels
+                # carry absolute sizes, applying it gives the book at its seqId. The documents are
+                # silent on aligning REST with WS seqIds: this is the tolerant reading (the usual
+                # "prev <= snapshot < seq" rule); the simulator's REST book plays it.
+                if seq <= rest_seq:
+                    return
+                st.extra = None
             if seq == prev and not d.bids and not d.asks:
                 return  # keepalive: no change for a while (not a gap)
             # seqId < prevSeqId is a reset after maintenance: accepted, chain continues from seqId.
@@ -760,7 +772,7 @@ class OkxSession(Session):
         book.apply_snapshot(snap.bids, snap.asks, snap.seqId)
         st.last_seq = snap.seqId
         st.synced = True
-        st.extra = None
+        st.extra = {"rest_seq": snap.seqId}  # updates up to this one may still be in flight: skip them
         out.append(self.book_event(st, snap.bids, snap.asks, True, snap.seqId, -1, _ms(snap.ts), recv_ns))
         for d in buf:
             if d.seqId is not None and d.seqId <= snap.seqId:
