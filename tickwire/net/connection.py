@@ -178,6 +178,7 @@ class ManagedConnection:
         self.failovers = 0
         self._failover: asyncio.Task | None = None
         self.standby: _Listener | None = None   # the replacement socket during a failover
+        self._next_session: Session | None = None  # its session (from before the socket opens)
         self.connected_once = False
         self.reconnects = 0
         self.sockets = 0
@@ -374,13 +375,14 @@ class ManagedConnection:
         old_session, old_lst, old_t = self.session, self.listener, self.transport
         assert old_session is not None and old_lst is not None and old_t is not None
         lead = old_session.timers.notice_lead_s
-        new_session = self._new_session()
+        new_session = self._next_session = self._new_session()
         merger = Merger(feed.push, old_session.book_seqs(), {st.sub.spec for st in new_session.streams.values()})
         old_lst.push = merger.from_old
         try:
             transport, listener = await self._open(new_session, merger.from_new, replaces=old_lst.name)
         except Exception as e:
             old_lst.push = feed.push
+            self._next_session = None
             feed.push([self._status(Disconnected, reason=f"replacement connection failed: {_describe(e)}; "
                                     "keeping the old one until the venue closes it")])
             self._failover = None
@@ -400,7 +402,7 @@ class ManagedConnection:
         listener.push = feed.push
         feed.taps.switched(listener.name, old_lst.name, time.time_ns())
         self.session, self.listener, self.transport = new_session, listener, transport
-        self.standby = None
+        self.standby = self._next_session = None
         self._queue.clear()
         if not old_t.is_disconnected:
             old_lst.dead_reason = "replaced (make-before-break failover)"
@@ -505,21 +507,30 @@ class ManagedConnection:
         t.send(_TEXT, payload)
 
     # -- subscriptions --------------------------------------------------------------------
+    def _live_sessions(self) -> list[tuple[Session, _Listener | None]]:
+        """The session in service and, during a failover, the replacement's (both must change)."""
+        out: list[tuple[Session, _Listener | None]] = []
+        if self.session is not None:
+            out.append((self.session, self.listener))
+        if self._next_session is not None and self._next_session is not self.session:
+            out.append((self._next_session, self.standby))
+        return out
+
     def add(self, subs: list[Subscription]) -> None:
         for s in subs:
             self.subs[s.topic] = s
-        if self.session is not None:
-            self.session.add(subs)
-            if self.listener is not None:
-                self.drain(self.listener)
+        for session, lst in self._live_sessions():
+            session.add(subs)
+            if lst is not None:
+                self.drain(lst)
 
     def remove(self, subs: list[Subscription]) -> None:
         for s in subs:
             self.subs.pop(s.topic, None)
-        if self.session is not None:
-            self.session.remove(subs)
-            if self.listener is not None:
-                self.drain(self.listener)
+        for session, lst in self._live_sessions():
+            session.remove(subs)
+            if lst is not None:
+                self.drain(lst)
 
 
 def _drop(events: list[Event]) -> None:
