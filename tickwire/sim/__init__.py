@@ -7,17 +7,19 @@
         url = sim.endpoints["bybit"] + "/v5/public/linear"
         sim.venue("bybit").inject("drop")
 
-Each venue simulator (``tickwire/sim/<venue>.py``, registered with
-``@register_venue("<venue>")``) runs its own picows server on its own port. Venue modules in this
-package are discovered and imported automatically, so adding ``okx.py`` is enough to make
-``Simulator(venues=["okx"])`` work.
+Each venue simulator (``tickwire/sim/<venue>.py``, a :class:`VenueSim` subclass registered with
+``@register_venue("<venue>")``) runs its own picows server on its own port; it is built on the
+venue-independent :mod:`tickwire.sim.framework` and carries everything the rest of tickwire asks
+of it: its replay dialect (``tickwire replay``) and its demo streams (:func:`demo_streams`). The
+modules of this package are imported automatically (the framework package and ``replay`` aside),
+so adding ``<venue>.py`` is enough to make ``Simulator(venues=["<venue>"])`` work.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from .framework import (
     VENUE_SIMS,
@@ -40,6 +42,7 @@ __all__ = [
     "Simulator",
     "VENUE_SIMS",
     "VenueSim",
+    "demo_streams",
     "known_faults",
     "parse_duration",
     "parse_fault",
@@ -56,6 +59,15 @@ def _load_venues() -> None:
 
 
 _load_venues()
+
+
+def demo_streams(venues: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """The streams ``tickwire demo`` records, per venue simulator (every registered one by default)."""
+    names = list(VENUE_SIMS) if venues is None else list(venues)
+    unknown = [v for v in names if v not in VENUE_SIMS]
+    if unknown:
+        raise ValueError(f"unknown venue(s) {unknown}; known: {', '.join(sorted(VENUE_SIMS))}")
+    return {v: list(VENUE_SIMS[v].demo_streams) for v in names}
 
 
 class Simulator(ServerGroup):

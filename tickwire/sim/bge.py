@@ -63,18 +63,31 @@ from .framework import (
     Fault,
     FaultSpec,
     Market,
+    ReplayClient,
+    ReplayDialect,
     SimConnection,
     SimOptions,
     Stream,
     SymbolSpec,
     VenueSim,
     format_units,
+    json_object,
     market_fold,
     now_ms,
     register_venue,
 )
 
-__all__ = ["BGE_FAULTS", "BgeOptions", "BgeSim", "CANDLE_INTERVALS", "GEARS", "default_products", "sign"]
+__all__ = [
+    "BGE_FAULTS",
+    "BgeOptions",
+    "BgeReplayDialect",
+    "BgeSim",
+    "CANDLE_INTERVALS",
+    "default_products",
+    "DEMO_STREAMS",
+    "GEARS",
+    "sign",
+]
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
@@ -786,6 +799,57 @@ class Account:
 
 
 # ---------------------------------------------------------------------------------------------
+# Replay and demo
+# ---------------------------------------------------------------------------------------------
+
+
+class BgeReplayDialect(ReplayDialect):
+    """``tickwire replay``: the docs' acks; the server pings go on after the recording ends."""
+
+    keepalive_s = 15.0
+
+    def on_request(self, conn: ReplayClient, payload: bytes) -> list[str] | None:
+        msg = json_object(payload)
+        if msg is None or "pong" in msg:
+            return None  # pongs to (recorded) server pings: nothing to check in a replay
+        ev = msg.get("event")
+        if ev == "login":
+            conn.send_obj({"ts": now_ms(), "code": 200, "status": "OK", "event": "login"})
+            return None
+        if ev in ("sub", "unsub"):
+            typ, prod, iv = msg.get("type"), msg.get("product"), msg.get("interval")
+            ack: dict[str, Any] = {"biz": msg.get("biz"), "type": typ, "product": prod, "ts": now_ms(),
+                                   "code": 200, "status": "OK", "event": ev}
+            if iv not in (None, ""):
+                ack["interval"] = int(iv) if typ == "orderbook" and str(iv).isdigit() else iv
+            conn.send_obj(ack)
+            if ev == "sub" and isinstance(typ, str) and isinstance(prod, str):
+                return [f"{typ}.{iv}:{prod}" if iv not in (None, "") else f"{typ}:{prod}"]
+        return None
+
+    def is_answer(self, payload: bytes, binary: bool) -> bool:
+        if binary or b'"event"' not in payload or b'"data"' in payload:
+            return False
+        msg = json_object(payload)
+        if msg is None:
+            return False
+        if msg.get("event") not in ("sub", "unsub", "login"):
+            return False
+        code = msg.get("code")
+        return (code is None or str(code) == "200") and str(msg.get("status", "OK")).upper() == "OK"
+
+    def keepalive(self, conn: ReplayClient) -> None:
+        conn.send_obj({"ping": now_ms()})
+
+
+#: What ``tickwire demo`` records from this simulator: a few books, trades, tickers and candles.
+DEMO_STREAMS = (
+    "bge:orderbook.0:BTC_USDT", "bge:fills:BTC_USDT", "bge:ticker:BTC_USDT", "bge:candles.1min:BTC_USDT",
+    "bge:orderbook.0:ETH_USDT", "bge:fills:ETH_USDT",
+)
+
+
+# ---------------------------------------------------------------------------------------------
 # The venue simulator
 # ---------------------------------------------------------------------------------------------
 
@@ -807,6 +871,8 @@ class BgeSim(VenueSim):
     Options = BgeOptions
     FAULTS = BGE_FAULTS
     connection_class = BgeConnection
+    replay_dialect = BgeReplayDialect
+    demo_streams = DEMO_STREAMS
     opts: BgeOptions
 
     def __init__(self, *, seed: int = 0, options: Mapping[str, Any] | None = None, faults: Sequence[str] = ()):

@@ -51,6 +51,8 @@ from .framework import (
     Fault,
     FaultSpec,
     Market,
+    ReplayClient,
+    ReplayDialect,
     SimConnection,
     SimOptions,
     Stream,
@@ -60,13 +62,14 @@ from .framework import (
     diff_window,
     fixed_period_bounds,
     format_units,
+    json_object,
     market_fold,
     now_ms,
     parse_duration,
     register_venue,
 )
 
-__all__ = ["BybitOptions", "BybitSim", "BYBIT_FAULTS", "DEFAULT_SPECS"]
+__all__ = ["BYBIT_FAULTS", "BybitOptions", "BybitReplayDialect", "BybitSim", "DEFAULT_SPECS", "DEMO_STREAMS"]
 
 _enc = msgspec.json.Encoder()
 _encode = _enc.encode
@@ -692,6 +695,65 @@ class LiquidationStream(Stream):
 
 
 # ---------------------------------------------------------------------------------------------
+# Replay and demo
+# ---------------------------------------------------------------------------------------------
+
+
+class BybitReplayDialect(ReplayDialect):
+    """``tickwire replay``: the acks and pongs of each endpoint family (the path's last segment)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.category = path.rstrip("/").rsplit("/", 1)[-1]
+
+    def _resp(self, conn: ReplayClient, op: str, ret_msg: str, req_id: Any) -> dict:
+        return response(self.category, conn.conn_id, op, True, ret_msg, req_id)
+
+    def on_request(self, conn: ReplayClient, payload: bytes) -> list[str] | None:
+        msg = json_object(payload)
+        if msg is None:
+            return None
+        op, req_id = msg.get("op"), msg.get("req_id")
+        args = msg.get("args") if isinstance(msg.get("args"), list) else []
+        if op == "ping":
+            conn.send_obj(pong(self.category, conn.conn_id, req_id))
+            return None
+        if op in ("subscribe", "unsubscribe"):
+            topics = [a for a in args if isinstance(a, str)]
+            if self.category == "option":
+                conn.send_obj({"success": True, "conn_id": conn.conn_id, "type": "COMMAND_RESP",
+                               "data": {"failTopics": [], "successTopics": topics}})
+            else:
+                conn.send_obj(self._resp(conn, op, op if self.category == "spot" else "", req_id))
+            return topics if op == "subscribe" else None
+        if op == "auth":
+            conn.send_obj(self._resp(conn, "auth", "", req_id))
+            return None
+        return None
+
+    def is_answer(self, payload: bytes, binary: bool) -> bool:
+        if binary or payload[:9] == b'{"topic":' or b'"op"' not in payload:
+            return False
+        msg = json_object(payload)
+        if msg is None or "topic" in msg:
+            return False
+        op = msg.get("op")
+        if op in ("pong", "ping") or msg.get("ret_msg") == "pong":
+            return True
+        if op in ("subscribe", "unsubscribe", "auth") or msg.get("type") == "COMMAND_RESP":
+            return msg.get("success") is not False  # a recorded refusal is what the venue said
+        return False
+
+
+#: What ``tickwire demo`` records from this simulator: a few books, trades, tickers and candles.
+DEMO_STREAMS = (
+    "bybit.linear:orderbook.50:BTCUSDT", "bybit.linear:publicTrade:BTCUSDT", "bybit.linear:tickers:BTCUSDT",
+    "bybit.linear:kline.1:BTCUSDT", "bybit.linear:orderbook.50:ETHUSDT", "bybit.linear:publicTrade:ETHUSDT",
+    "bybit.spot:orderbook.50:BTCUSDT", "bybit.spot:publicTrade:BTCUSDT",
+)
+
+
+# ---------------------------------------------------------------------------------------------
 # The venue simulator
 # ---------------------------------------------------------------------------------------------
 
@@ -704,6 +766,8 @@ class BybitSim(VenueSim):
     Options = BybitOptions
     FAULTS = BYBIT_FAULTS
     connection_class = BybitConnection
+    replay_dialect = BybitReplayDialect
+    demo_streams = DEMO_STREAMS
     opts: BybitOptions
 
     def __init__(self, *, seed: int = 0, options: Mapping[str, Any] | None = None, faults: Sequence[str] = ()):

@@ -69,7 +69,7 @@ from .okx_gateway import (
     uid_for,
 )
 
-__all__ = ["OKX_FAULTS", "OkxOptions", "OkxSim", "okx_checksum"]
+__all__ = ["DEMO_STREAMS", "okx_checksum", "OKX_FAULTS", "OkxOptions", "OkxSim"]
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
@@ -1184,6 +1184,14 @@ class OkxOptions(OkxGatewayOptions):
     venue (``"1.2"``); candles always keep the tick's decimals (``"63913.0"``), as recorded."""
 
 
+#: What ``tickwire demo`` records from this simulator: a few books, trades, tickers and candles.
+DEMO_STREAMS = (
+    "okx:books:BTC-USDT", "okx:trades:BTC-USDT", "okx:tickers:BTC-USDT", "okx:candle1m:BTC-USDT",
+    "okx:books:BTC-USDT-SWAP", "okx:trades:BTC-USDT-SWAP", "okx:funding-rate:BTC-USDT-SWAP",
+    "okx:mark-price:BTC-USDT-SWAP",
+)
+
+
 @register_venue("okx")
 class OkxSim(OkxGatewaySim):
     """OKX v5 exchange simulator. See the module docstring and :class:`OkxOptions`."""
@@ -1191,6 +1199,7 @@ class OkxSim(OkxGatewaySim):
     paths = list(PATHS)
     Options = OkxOptions
     FAULTS = OKX_FAULTS
+    demo_streams = DEMO_STREAMS
     opts: OkxOptions
 
     def __init__(self, *, seed: int = 0, options: Mapping[str, Any] | None = None, faults: Sequence[str] = ()):

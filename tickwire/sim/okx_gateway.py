@@ -38,26 +38,31 @@ from .framework import (
     Cadence,
     Fault,
     FaultSpec,
+    ReplayClient,
+    ReplayDialect,
     SimConnection,
     SimOptions,
     SlidingWindowCounter,
     Stream,
     VenueSim,
+    arg_key,
     fixed_period_bounds,
+    json_object,
 )
 
 __all__ = [
+    "bar_bounds",
     "CANDLE_BARS",
     "ERR_MSG",
     "GATEWAY_FAULTS",
+    "okx_sign",
     "OkxConnection",
     "OkxGatewayOptions",
     "OkxGatewaySim",
+    "OkxReplayDialect",
     "OkxStream",
     "Sub",
     "SubError",
-    "bar_bounds",
-    "okx_sign",
     "uid_for",
 ]
 
@@ -211,12 +216,59 @@ _ID_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _TS_RE = re.compile(r"^\d+(\.\d+)?$")
 
 
+class OkxReplayDialect(ReplayDialect):
+    """``tickwire replay``: text ``pong``, the login answer and one ack per arg (OKX v5 and the DEX
+    gateway share the envelope)."""
+
+    def on_request(self, conn: ReplayClient, payload: bytes) -> list[str] | None:
+        if payload == b"ping":
+            conn.send(b"pong")
+            return None
+        msg = json_object(payload)
+        if msg is None:
+            return None
+        op, req_id = msg.get("op"), msg.get("id")
+        base: dict[str, Any] = {} if req_id is None else {"id": req_id}
+        if op == "login":
+            conn.send_obj({**base, "event": "login", "code": "0", "msg": "", "connId": conn.conn_id})
+            return None
+        if op in ("subscribe", "unsubscribe"):
+            keys = []
+            for arg in msg.get("args") or []:
+                if isinstance(arg, dict):
+                    conn.send_obj({**base, "event": op, "arg": arg, "connId": conn.conn_id})
+                    keys.append(arg_key(arg))
+            return keys if op == "subscribe" else None
+        return None
+
+    def is_answer(self, payload: bytes, binary: bool) -> bool:
+        if binary:
+            return False
+        if payload == b"pong":
+            return True
+        if payload[:7] == b'{"arg":' or b'"event"' not in payload:
+            return False
+        msg = json_object(payload)
+        if msg is None:
+            return False
+        ev = msg.get("event")
+        if ev in ("subscribe", "unsubscribe"):
+            return True
+        return ev == "login" and str(msg.get("code", "0")) in ("0", "")
+
+
+# ---------------------------------------------------------------------------------------------
+# The gateway
+# ---------------------------------------------------------------------------------------------
+
+
 class OkxGatewaySim(VenueSim):
     """Base of the OKX exchange and OKX DEX simulators (not registered itself)."""
 
     Options: ClassVar[type[SimOptions]] = OkxGatewayOptions
     FAULTS: ClassVar[dict[str, FaultSpec]] = GATEWAY_FAULTS
     connection_class = OkxConnection
+    replay_dialect = OkxReplayDialect
     opts: OkxGatewayOptions
     LOGIN_REQUIRED: ClassVar[bool] = False
     """Every subscribe/unsubscribe needs a login first (the DEX gateway)."""

@@ -51,7 +51,7 @@ from .okx_gateway import (
     bar_bounds,
 )
 
-__all__ = ["DexToken", "OkxDexOptions", "OkxDexSim"]
+__all__ = ["DEMO_STREAMS", "DexToken", "OkxDexOptions", "OkxDexSim"]
 
 PATHS = {"/ws/v6/dex": "dex", "/ws/v5/dex": "dex"}
 SOLANA = "501"
@@ -422,6 +422,15 @@ class EventStream(DexStream):
             self.publish(self.frame(items))
 
 
+#: What ``tickwire demo`` records from this simulator: prices, candles and trades of two tokens.
+DEMO_STREAMS = (
+    "okxdex:price:1/0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2",              # WETH
+    "okxdex:dex-token-candle1m:1/0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2",
+    "okxdex:trades:1/0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2",
+    "okxdex:price:501/So11111111111111111111111111111111111111112",          # wSOL
+)
+
+
 @register_venue("okxdex")
 class OkxDexSim(OkxGatewaySim):
     """OKX DEX market WebSocket simulator. See the module docstring and :class:`OkxDexOptions`."""
@@ -429,6 +438,7 @@ class OkxDexSim(OkxGatewaySim):
     paths = list(PATHS)
     Options = OkxDexOptions
     FAULTS = GATEWAY_FAULTS  # the gateway's own: the DEX channels carry no sequence numbers to fault
+    demo_streams = DEMO_STREAMS
     opts: OkxDexOptions
     LOGIN_REQUIRED = True
 

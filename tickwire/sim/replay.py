@@ -17,7 +17,9 @@ A client connects to that path and subscribes. Each subscribe/login/ping request
 at once with the venue's own minimal reply (Bybit ``{"success":true,"op":"subscribe",...}`` and
 JSON pongs, OKX/OKX DEX one ``{"event":"subscribe","arg":...}`` per arg, ``{"event":"login",
 "code":"0"}`` and text ``pong``, BG Exchange ``{"event":"sub","code":200,"status":"OK",...}``);
-credentials are not checked. When the client has subscribed every stream of a recorded
+credentials are not checked. A recorded subscription (a spec of the ``C`` line) is matched to
+requests by its wire identity, as the client's spec parser (:func:`tickwire.subscription.parse`)
+gives it. When the client has subscribed every stream of a recorded
 session on that path (or ``match_wait_s`` after its first subscribe), the best-matching
 session (most streams in common; one not served yet first) is sent: its received frames in
 order, each after the recorded inter-arrival time divided by ``speed`` (``speed=0``: as fast as
@@ -30,19 +32,24 @@ decodes offline, and gets the same market-data events.
 
 At a recorded disconnect the replay disconnects the client too (with the recorded close code
 when there was one), so it reconnects and is served the next recorded session of that
-connection. At the end of the recording the socket stays open (heartbeats still answered, BG
+connection; a socket the recording client closed itself (its feed closed, or the socket was
+replaced by a failover) is not a disconnect. At the end of the recording the socket stays open (heartbeats still answered, BG
 Exchange still pinged), and a later client is served the recording again; with
 ``close_at_end`` the socket is closed instead, and a session served to its end is not served
 again (a reconnecting client gets its acks and no data).
 
-The archive is indexed once (one pass, frames are not kept in memory); each served session
-reads and decompresses only the blocks that hold its lines.
+The archive is read through :mod:`tickwire.sinks.archive`; it is indexed once (one pass, frames
+are not kept in memory), and each served session reads and decompresses only the blocks that hold
+its lines. What a venue's requests and answers look like is the venue simulator's business: its
+``replay_dialect`` (:class:`~tickwire.sim.framework.ReplayDialect`), found through the registry
+of venue simulators.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import logging
 import os
 import re
@@ -55,19 +62,98 @@ from urllib.parse import urlsplit
 import msgspec
 from picows import WSCloseCode, WSMsgType
 
-from tickwire.sim import bybit as bybit_sim
-from tickwire.sim.framework import GENERIC_FAULTS, ServerGroup, SimConnection, VenueSim, now_ms
+from tickwire.sim import VENUE_SIMS
+from tickwire.sim.framework import GENERIC_FAULTS, ReplayDialect, ServerGroup, SimConnection, VenueSim, arg_key
+from tickwire.sinks.archive import MAGIC, Record, archive_files, iter_blocks
 
 log = logging.getLogger("tickwire.replay")
 
-__all__ = ["ReplayServer", "RecordedSession", "ArchiveIndex", "index_archive", "ReplayError"]
+__all__ = ["ReplayServer", "RecordedSession", "ArchiveIndex", "index_archive", "iter_session_frames", "ReplayError"]
 
-_json = msgspec.json.Decoder()
 _enc = msgspec.json.Encoder()
+
+#: ``D`` reasons that say the recording client closed the socket itself (the recording or its
+#: feed ended, or a failover replaced the socket): not disconnects to replay.
+_CLIENT_CLOSES = ("recording ended", "feed closed", "replaced")
 
 
 class ReplayError(ValueError):
     """The source holds no archive, or nothing that can be replayed."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading archive blocks
+# ---------------------------------------------------------------------------------------------
+# tickwire.sinks.archive reads whole files (read_archive); the replay needs the block each line
+# is in, and one block by its offset, so it walks blocks with archive.iter_blocks and parses
+# their lines into archive Records itself.
+
+
+def _blocks(path: Path, offset: int = 0) -> Iterator[tuple[int, bytes]]:
+    """``(offset, lines)`` of every block of an archive file from byte ``offset`` on; an
+    uncompressed ``.twraw`` file is one block at offset -1."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+        if not head:
+            return
+        if head == b"#tic":
+            f.seek(0)
+            yield -1, f.read()
+            return
+        if len(head) < 4 or int.from_bytes(head, "little") != MAGIC:
+            raise ReplayError(f"{path}: not a tickwire raw archive")
+        f.seek(offset)
+        start = offset
+        for end, lines in iter_blocks(f, strict=False):
+            yield start, lines
+            start = offset + end
+
+
+def _block(path: Path, offset: int) -> bytes:
+    """The lines of the block at ``offset`` (-1: the whole uncompressed file)."""
+    for _, lines in _blocks(path, max(offset, 0)):
+        return lines
+    return b""
+
+
+def _records(lines: bytes, writer: str, conn: str | None = None, payloads: bool = True) -> Iterator[Record]:
+    """The records of a block's lines (only those of connection ``conn`` if given).
+
+    A header line (``#tickwire-raw``) comes out as a record of kind ``"#"`` with its JSON as
+    ``data``; it sets the writer of the records after it. ``payloads=False`` leaves X/B frames
+    base64-encoded (indexing needs no payload). A line that cannot be parsed is skipped.
+    """
+    want = None if conn is None else conn.encode()
+    for line in lines.split(b"\n"):
+        if not line:
+            continue
+        if line[:1] == b"#":
+            parts = line.split(b" ", 2)
+            try:
+                info = msgspec.json.decode(parts[2]) if len(parts) > 2 else {}
+            except msgspec.DecodeError:
+                info = {}
+            if isinstance(info, dict):
+                writer = str(info.get("writer", writer))
+                yield Record("#", 0, "", info, writer)
+            continue
+        parts = line.split(b" ", 3)
+        if len(parts) != 4 or (want is not None and parts[2] != want) or not parts[1].isdigit():
+            continue
+        kind = parts[0].decode("ascii", "replace")
+        data: Any = parts[3]
+        if kind in ("X", "B"):
+            if payloads:
+                try:
+                    data = base64.b64decode(data)
+                except binascii.Error:
+                    continue
+        elif kind != "T":
+            try:
+                data = msgspec.json.decode(data)
+            except msgspec.DecodeError:
+                data = {}
+        yield Record(kind, int(parts[1]), parts[2].decode(), data, writer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,8 +195,8 @@ class RecordedSession:
 
     @property
     def ends_with_disconnect(self) -> bool:
-        """True when the recorded connection was lost/closed here (not at the end of recording)."""
-        return self.end_reason is not None and self.end_reason != "recording ended"
+        """True when the venue side ended the recorded socket here (not the recording client)."""
+        return self.end_reason is not None and not self.end_reason.startswith(_CLIENT_CLOSES)
 
     def __repr__(self) -> str:
         return (f"<RecordedSession {self.venue} {self.conn}[{self.number}] {self.path} frames={self.frames} "
@@ -139,53 +225,24 @@ class ArchiveIndex:
         return out
 
 
-def _iter_chunks(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(offset, lines) per block of an archive file; a plain ``.twraw`` file is one chunk (-1)."""
-    from tickwire.sinks import archive
-
-    with open(path, "rb") as f:
-        head = f.read(4)
-        f.seek(0)
-        if head == b"#tic":
-            yield -1, f.read()
-            return
-        if not head:
-            return
-        if len(head) < 4 or int.from_bytes(head, "little") != archive.MAGIC:
-            raise ReplayError(f"{path}: not a tickwire raw archive")
-        start = 0
-        for end, lines in archive.iter_blocks(f, strict=False):
-            yield start, lines
-            start = end
-
-
-def _read_chunk(path: Path, offset: int) -> bytes:
-    from tickwire.sinks import archive
-
-    with open(path, "rb") as f:
-        if offset < 0:
-            return f.read()
-        f.seek(offset)
-        for _, lines in archive.iter_blocks(f, strict=False):
-            return lines
-    return b""
-
-
 def _session_path(venue: str, endpoint: str, url: str) -> str:
-    if url:
-        p = urlsplit(url).path
-        if p:
+    """The URL path a session is served on: the recorded URL's; without one, the venue
+    simulator's path ending with the endpoint name, else its first path."""
+    path = urlsplit(url).path if url else ""
+    if path:
+        return path
+    sim = VENUE_SIMS.get(venue)
+    paths = list(sim.paths) if sim is not None else []
+    tail = "/" + endpoint.strip("/")
+    for p in paths:
+        if endpoint and p.rstrip("/").endswith(tail):
             return p
-    try:
-        from tickwire.venues import get_venue
-
-        return urlsplit(get_venue(venue).url(endpoint, "ws://replay")).path
-    except Exception:
-        return "/"
+    return paths[0] if paths else "/"
 
 
-def _keys_of(venue: str, specs: Sequence[str]) -> frozenset[str]:
-    """The wire identities of recorded specs, in the form :func:`_request_keys` gives requests."""
+def _keys_of(specs: Sequence[str]) -> frozenset[str]:
+    """The wire identities of recorded specs, in the form the dialects give requests (see
+    :class:`~tickwire.sim.framework.ReplayDialect`): the client's spec parser knows them."""
     from tickwire.subscription import parse
 
     out = set()
@@ -194,21 +251,12 @@ def _keys_of(venue: str, specs: Sequence[str]) -> frozenset[str]:
             sub = parse(spec)
         except Exception:
             continue
-        if sub.params:
-            out.add(_dict_key(sub.params))
-        else:
-            out.add(sub.topic)
+        out.add(arg_key(sub.params) if sub.params else sub.topic)
     return frozenset(out)
-
-
-def _dict_key(d: dict) -> str:
-    return "|".join(f"{k}={d[k]}" for k in sorted(d) if d[k] not in (None, ""))
 
 
 def index_archive(sources: str | os.PathLike | Iterable[str | os.PathLike]) -> ArchiveIndex:
     """Index the recorded sessions of archive files / dataset or ``raw/`` directories."""
-    from tickwire.sinks import archive
-
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
     files: list[Path] = []
@@ -216,7 +264,7 @@ def index_archive(sources: str | os.PathLike | Iterable[str | os.PathLike]) -> A
         p = Path(src)
         if not p.exists():
             raise ReplayError(f"no such file or directory: {p}")
-        found = archive.archive_files(p)
+        found = archive_files(p)
         if not found:
             raise ReplayError(f"no raw archive under {p} (record with `tickwire record`, raw archive on)")
         files.extend(f for f in found if f not in files)
@@ -225,56 +273,38 @@ def index_archive(sources: str | os.PathLike | Iterable[str | os.PathLike]) -> A
     counts: dict[tuple[str, str], int] = {}
     for fi, path in enumerate(files):
         writer = ""
-        for off, buf in _iter_chunks(path):
+        for off, lines in _blocks(path):
             c_in_block: dict[str, int] = {}
             touched: set[RecordedSession] = set()
-            for line in buf.split(b"\n"):
-                if not line:
+            for rec in _records(lines, writer, payloads=False):
+                k = rec.kind
+                if k == "#":
+                    writer = rec.writer
                     continue
-                k = line[:1]
-                if k == b"#":
-                    parts = line.split(b" ", 2)
-                    if len(parts) > 2:
-                        try:
-                            writer = str(_json.decode(parts[2]).get("writer", ""))
-                        except msgspec.DecodeError:
-                            pass
-                    continue
-                if k in b"TXB":
-                    a = line.find(b" ", 2)
-                    b = line.find(b" ", a + 1)
-                    if a < 0 or b < 0:
-                        continue
-                    s = open_.get((writer, line[a + 1:b].decode()))
+                key = (writer, rec.conn)
+                if rec.is_frame:
+                    s = open_.get(key)
                     if s is None:
                         continue
-                    ns = int(line[2:a])
                     if not s.frames:
-                        s.first_ns = ns
+                        s.first_ns = rec.recv_ns
                     s.frames += 1
-                    s.last_ns = ns
+                    s.last_ns = rec.recv_ns
                     if s not in touched:
                         touched.add(s)
                         s.add_block(fi, off)
                     continue
-                parts = line.split(b" ", 3)
-                if len(parts) != 4 or k not in (b"C", b"D"):
-                    continue  # L lines (recorder drops) carry no frames
-                conn = parts[2].decode()
-                ns = int(parts[1])
-                key = (writer, conn)
-                try:
-                    info = _json.decode(parts[3])
-                except msgspec.DecodeError:
-                    info = {}
-                if k == b"D":
+                info = rec.data if isinstance(rec.data, dict) else {}
+                if k == "D":
                     s = open_.pop(key, None)
                     if s is not None:
                         s.end_reason = str(info.get("reason", ""))
                         s.add_block(fi, off)
                     continue
-                ordinal = c_in_block.get(conn, 0)
-                c_in_block[conn] = ordinal + 1
+                if k != "C":
+                    continue  # S, R and L lines carry no frames
+                ordinal = c_in_block.get(rec.conn, 0)
+                c_in_block[rec.conn] = ordinal + 1
                 s = open_.get(key)
                 if s is not None:
                     if info.get("continued"):
@@ -289,8 +319,9 @@ def index_archive(sources: str | os.PathLike | Iterable[str | os.PathLike]) -> A
                 counts[key] = n + 1
                 s = RecordedSession(venue=venue, endpoint=endpoint, url=url,
                                     path=_session_path(venue, endpoint, url), subs=subs,
-                                    keys=_keys_of(venue, subs), writer=writer, conn=conn, number=n,
-                                    start_ns=int(info.get("connected_ns", ns)) if info.get("continued") else ns,
+                                    keys=_keys_of(subs), writer=writer, conn=rec.conn, number=n,
+                                    start_ns=int(info.get("connected_ns", rec.recv_ns)) if info.get("continued")
+                                    else rec.recv_ns,
                                     blocks=[(fi, off)], c_ord=ordinal)
                 open_[key] = s
                 sessions.append(s)
@@ -301,194 +332,28 @@ def index_archive(sources: str | os.PathLike | Iterable[str | os.PathLike]) -> A
 
 def iter_session_frames(index: ArchiveIndex, s: RecordedSession) -> Iterator[tuple[int, bool, bytes]]:
     """``(recv_ns, binary, payload)`` of every frame of one recorded session, in order."""
-    pat = re.compile(rb"^([TXBCD]) (\d+) " + re.escape(s.conn.encode()) + rb" (.*)$", re.M)
     first = True
     for fi, off in s.blocks:
-        buf = _read_chunk(index.files[fi], off)
-        # a block of a plain file may hold several writers' headers only when concatenated by
-        # hand; each file has one writer, so the connection name is enough here
+        # each file has one writer, so the connection name is enough to find our lines
         active = not first
         c_seen = 0
-        for m in pat.finditer(buf):
-            k = m.group(1)
-            if k == b"C":
+        for rec in _records(_block(index.files[fi], off), s.writer, s.conn):
+            k = rec.kind
+            if k == "C":
                 if not active:
                     c_seen += 1
-                    if c_seen == s.c_ord + 1:
-                        active = True
+                    active = c_seen == s.c_ord + 1
                     continue
-                if b'"continued":true' in m.group(3).replace(b" ", b""):
+                if isinstance(rec.data, dict) and rec.data.get("continued"):
                     continue
                 return  # a fresh session of this connection starts: ours ended
             if not active:
                 continue
-            if k == b"D":
+            if k == "D":
                 return
-            if k == b"T":
-                yield int(m.group(2)), False, m.group(3)
-            elif k == b"X":
-                yield int(m.group(2)), False, base64.b64decode(m.group(3))
-            else:
-                yield int(m.group(2)), True, base64.b64decode(m.group(3))
+            if rec.is_frame:
+                yield rec.recv_ns, rec.binary, rec.data
         first = False
-
-
-# ---------------------------------------------------------------------------------------------
-# Venue dialects of the replay server: requests answered, recorded answers recognized
-# ---------------------------------------------------------------------------------------------
-
-
-def _json_object(payload: bytes) -> dict | None:
-    """The JSON object a frame holds; ``None`` when it holds anything else."""
-    try:
-        msg = _json.decode(payload)
-    except msgspec.DecodeError:
-        return None
-    return msg if isinstance(msg, dict) else None
-
-
-class _Dialect:
-    """What differs per venue: answering requests, and which recorded frames were answers."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def on_request(self, conn: "_ReplayConn", payload: bytes) -> list[str] | None:
-        """Answer one client message; the subscribed keys (``None``: not a subscribe)."""
-        return None
-
-    def is_answer(self, payload: bytes, binary: bool) -> bool:
-        """A recorded frame that answered one of the recording client's requests."""
-        return False
-
-    def keepalive(self, conn: "_ReplayConn") -> None:
-        """Called every ``keepalive_s`` after the recording ended on a connection kept open."""
-
-    keepalive_s = 0.0
-
-
-class _Bybit(_Dialect):
-    def __init__(self, path: str) -> None:
-        super().__init__(path)
-        self.category = path.rstrip("/").rsplit("/", 1)[-1]
-
-    def _resp(self, conn: "_ReplayConn", op: str, ret_msg: str, req_id: Any) -> dict:
-        return bybit_sim.response(self.category, conn.conn_id, op, True, ret_msg, req_id)
-
-    def on_request(self, conn: "_ReplayConn", payload: bytes) -> list[str] | None:
-        msg = _json_object(payload)
-        if msg is None:
-            return None
-        op, req_id = msg.get("op"), msg.get("req_id")
-        args = msg.get("args") if isinstance(msg.get("args"), list) else []
-        if op == "ping":
-            conn.send_obj(bybit_sim.pong(self.category, conn.conn_id, req_id))
-            return None
-        if op in ("subscribe", "unsubscribe"):
-            topics = [a for a in args if isinstance(a, str)]
-            if self.category == "option":
-                conn.send_obj({"success": True, "conn_id": conn.conn_id, "type": "COMMAND_RESP",
-                               "data": {"failTopics": [], "successTopics": topics}})
-            else:
-                conn.send_obj(self._resp(conn, op, op if self.category == "spot" else "", req_id))
-            return topics if op == "subscribe" else None
-        if op == "auth":
-            conn.send_obj(self._resp(conn, "auth", "", req_id))
-            return None
-        return None
-
-    def is_answer(self, payload: bytes, binary: bool) -> bool:
-        if binary or payload[:9] == b'{"topic":' or b'"op"' not in payload:
-            return False
-        msg = _json_object(payload)
-        if msg is None or "topic" in msg:
-            return False
-        op = msg.get("op")
-        if op in ("pong", "ping") or msg.get("ret_msg") == "pong":
-            return True
-        if op in ("subscribe", "unsubscribe", "auth") or msg.get("type") == "COMMAND_RESP":
-            return msg.get("success") is not False  # a recorded refusal is what the venue said
-        return False
-
-
-class _Okx(_Dialect):
-    """OKX v5 and the OKX DEX gateway (same envelope)."""
-
-    def on_request(self, conn: "_ReplayConn", payload: bytes) -> list[str] | None:
-        if payload == b"ping":
-            conn.send(b"pong")
-            return None
-        msg = _json_object(payload)
-        if msg is None:
-            return None
-        op, req_id = msg.get("op"), msg.get("id")
-        base: dict[str, Any] = {} if req_id is None else {"id": req_id}
-        if op == "login":
-            conn.send_obj({**base, "event": "login", "code": "0", "msg": "", "connId": conn.conn_id})
-            return None
-        if op in ("subscribe", "unsubscribe"):
-            keys = []
-            for arg in msg.get("args") or []:
-                if isinstance(arg, dict):
-                    conn.send_obj({**base, "event": op, "arg": arg, "connId": conn.conn_id})
-                    keys.append(_dict_key(arg))
-            return keys if op == "subscribe" else None
-        return None
-
-    def is_answer(self, payload: bytes, binary: bool) -> bool:
-        if binary:
-            return False
-        if payload == b"pong":
-            return True
-        if payload[:7] == b'{"arg":' or b'"event"' not in payload:
-            return False
-        msg = _json_object(payload)
-        if msg is None:
-            return False
-        ev = msg.get("event")
-        if ev in ("subscribe", "unsubscribe"):
-            return True
-        return ev == "login" and str(msg.get("code", "0")) in ("0", "")
-
-
-class _Bge(_Dialect):
-    keepalive_s = 15.0
-
-    def on_request(self, conn: "_ReplayConn", payload: bytes) -> list[str] | None:
-        msg = _json_object(payload)
-        if msg is None or "pong" in msg:
-            return None  # pongs to (recorded) server pings: nothing to check in a replay
-        ev = msg.get("event")
-        if ev == "login":
-            conn.send_obj({"ts": now_ms(), "code": 200, "status": "OK", "event": "login"})
-            return None
-        if ev in ("sub", "unsub"):
-            typ, prod, iv = msg.get("type"), msg.get("product"), msg.get("interval")
-            ack: dict[str, Any] = {"biz": msg.get("biz"), "type": typ, "product": prod, "ts": now_ms(),
-                                   "code": 200, "status": "OK", "event": ev}
-            if iv not in (None, ""):
-                ack["interval"] = int(iv) if typ == "orderbook" and str(iv).isdigit() else iv
-            conn.send_obj(ack)
-            if ev == "sub" and isinstance(typ, str) and isinstance(prod, str):
-                return [f"{typ}.{iv}:{prod}" if iv not in (None, "") else f"{typ}:{prod}"]
-        return None
-
-    def is_answer(self, payload: bytes, binary: bool) -> bool:
-        if binary or b'"event"' not in payload or b'"data"' in payload:
-            return False
-        msg = _json_object(payload)
-        if msg is None:
-            return False
-        if msg.get("event") not in ("sub", "unsub", "login"):
-            return False
-        code = msg.get("code")
-        return (code is None or str(code) == "200") and str(msg.get("status", "OK")).upper() == "OK"
-
-    def keepalive(self, conn: "_ReplayConn") -> None:
-        conn.send_obj({"ping": now_ms()})
-
-
-_DIALECTS: dict[str, type[_Dialect]] = {"bybit": _Bybit, "okx": _Okx, "okxdex": _Okx, "bge": _Bge}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,7 +371,7 @@ class _ReplayConn(SimConnection):
         self.task: asyncio.Task | None = None
         self.start_handle: asyncio.TimerHandle | None = None
         self.session: RecordedSession | None = None
-        self.dialect: _Dialect | None = None
+        self.dialect: ReplayDialect | None = None
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -533,12 +398,11 @@ class _VenueReplay(VenueSim):
         self.server = server
         self.sessions = sessions
         self.paths = sorted({s.path for s in sessions})  # type: ignore[misc]
-        self._dialect_cls = _DIALECTS.get(venue, _Dialect)
+        sim = VENUE_SIMS.get(venue)
+        self._dialect_cls = sim.replay_dialect if sim is not None else ReplayDialect
         # Replays take whatever connection rate the client needs; stalls are the client's business.
         super().__init__(seed=0, options={"conn_limit": 100_000, "conn_window_s": 1.0,
                                           "slow_client_timeout_s": 3600.0}, faults=faults)
-        self.frames_replayed = 0
-        self.served = 0
 
     def route(self, path: str, query: dict[str, str]) -> str | None:
         if path in self.paths:
@@ -640,7 +504,6 @@ class _VenueReplay(VenueSim):
                         continue  # fault injection: the frame is lost, as it would be live
                     return
                 self.stats.frames_sent += 1
-                self.frames_replayed += 1
                 self.server.frames_replayed += 1
             finished = True
         except asyncio.CancelledError:
@@ -653,7 +516,6 @@ class _VenueReplay(VenueSim):
             s.busy -= 1
             if finished:
                 s.served += 1
-                self.served += 1
                 self.server._session_done()
         if s.ends_with_disconnect:
             await self._recorded_disconnect(conn, s.end_reason or "")
@@ -710,7 +572,7 @@ class ReplayServer(ServerGroup):
             if missing:
                 raise ReplayError(f"venue(s) {missing} not in the archive; it holds {', '.join(sorted(by_venue))}")
             by_venue = {v: by_venue[v] for v in venues}
-        unknown = [v for v in by_venue if v not in _DIALECTS]
+        unknown = [v for v in by_venue if v not in VENUE_SIMS or VENUE_SIMS[v].replay_dialect is ReplayDialect]
         if unknown:
             log.warning("replay: no request dialect for %s; their subscribes are not acknowledged", unknown)
         self.venues: dict[str, _VenueReplay] = {

@@ -14,7 +14,9 @@
 * :mod:`.venue` — :class:`VenueSim`, the base class of a venue simulator, and the registry
   (:func:`register_venue`, :data:`VENUE_SIMS`);
 * :mod:`.group` — :class:`ServerGroup`, several venue servers started and stopped together
-  (the lifecycle of :class:`tickwire.sim.Simulator` and of the replay server).
+  (the lifecycle of :class:`tickwire.sim.Simulator` and of the replay server);
+* :mod:`.replay_dialect` — :class:`ReplayDialect`, what ``tickwire replay`` needs of a venue's
+  protocol (a venue module subclasses it).
 
 No venue protocol knowledge lives here: envelopes, topic names and error strings belong to the
 venue modules.
@@ -25,6 +27,7 @@ from .faults import GENERIC_FAULTS, Fault, FaultSpec, known_faults, parse_durati
 from .group import ServerGroup
 from .market import BookSide, Market, SymbolSpec, Trade, diff_window, format_units, now_ms
 from .options import SimOptions
+from .replay_dialect import ReplayClient, ReplayDialect, arg_key, json_object
 from .server import SimConnection, SimStats, SlidingWindowCounter
 from .streams import Cadence, Stream
 from .venue import VENUE_SIMS, VenueSim, register_venue
@@ -38,6 +41,8 @@ __all__ = [
     "FaultSpec",
     "GENERIC_FAULTS",
     "Market",
+    "ReplayClient",
+    "ReplayDialect",
     "ServerGroup",
     "SimConnection",
     "SimOptions",
@@ -48,9 +53,11 @@ __all__ = [
     "Trade",
     "VENUE_SIMS",
     "VenueSim",
+    "arg_key",
     "diff_window",
     "fixed_period_bounds",
     "format_units",
+    "json_object",
     "known_faults",
     "market_fold",
     "now_ms",

@@ -23,6 +23,7 @@ from picows import (
 
 from .faults import GENERIC_FAULTS, Fault, FaultSpec, parse_fault, register_faults
 from .options import SimOptions
+from .replay_dialect import ReplayDialect
 from .server import SimConnection, SimStats, SlidingWindowCounter
 from .streams import Cadence
 
@@ -51,8 +52,9 @@ _MALFORMED = b'{"topic":"sim.malformed","ts":17'
 class VenueSim:
     """Base class of a venue simulator: one picows server on its own port.
 
-    A venue subclass sets ``name``, ``paths``, ``Options`` (a :class:`SimOptions` subclass) and
-    ``FAULTS`` (generic plus its own), and implements:
+    A venue subclass, registered with ``@register_venue("<venue>")`` (which sets ``name``), sets
+    ``paths``, ``Options`` (a :class:`SimOptions` subclass), ``FAULTS`` (generic plus its own),
+    ``replay_dialect`` (a :class:`ReplayDialect` subclass) and ``demo_streams``, and implements:
 
     * :meth:`route` — accept or refuse a handshake path (return the connection group name, or
       ``None`` for a 404);
@@ -67,6 +69,10 @@ class VenueSim:
     Options: ClassVar[type[SimOptions]] = SimOptions
     FAULTS: ClassVar[dict[str, FaultSpec]] = GENERIC_FAULTS
     connection_class: ClassVar[type[SimConnection]] = SimConnection
+    replay_dialect: ClassVar[type[ReplayDialect]] = ReplayDialect
+    """How ``tickwire replay`` answers this venue's requests and recognizes recorded answers."""
+    demo_streams: ClassVar[tuple[str, ...]] = ()
+    """Subscription specs ``tickwire demo`` records from this simulator (its default instruments)."""
 
     def __init__(self, *, seed: int = 0, options: Mapping[str, Any] | None = None, faults: Sequence[str] = ()):
         self.seed = seed
