@@ -294,10 +294,18 @@ class Feed:
         return out
 
     def stats(self) -> list[dict[str, Any]]:
-        """Per connection: url, streams, reconnects, heartbeat round-trip time."""
-        return [{"conn": c.name, "url": c.url, "streams": len(c.subs), "reconnects": c.reconnects,
-                 "rtt_ms": c.rtt_ms, "connected": c.transport is not None and not c.transport.is_disconnected,
-                 "fatal": c.fatal.msg if c.fatal else None} for c in self.connections]
+        """The feed's read side, one dict per connection: ``conn`` (the name events carry),
+        ``socket`` (the id taps see), ``url``, ``streams`` (specs), ``reconnects``,
+        ``failovers``, ``rtt_ms`` (venue heartbeat round trip), ``connected``, ``fatal``."""
+        out = []
+        for c in self.connections:
+            lst = c.listener
+            out.append({"conn": c.name, "socket": lst.name if lst is not None else None, "url": c.url,
+                        "streams": [s.spec for s in c.subs.values()], "reconnects": c.reconnects,
+                        "failovers": c.failovers, "rtt_ms": c.rtt_ms,
+                        "connected": c.transport is not None and not c.transport.is_disconnected,
+                        "fatal": c.fatal.msg if c.fatal else None})
+        return out
 
 
 class stream:

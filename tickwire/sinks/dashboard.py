@@ -61,7 +61,7 @@ class Dashboard:
         self.started = time.monotonic()
         self._rate_total = 0.0
         self._hist: deque[tuple[float, int]] = deque(maxlen=8)
-        for spec in specs or [s.spec for s in getattr(feed, "subscriptions", [])]:
+        for spec in specs or ([s.spec for s in feed.subscriptions] if feed is not None else []):
             venue = spec.split(":", 1)[0].split(".", 1)[0]
             self.streams[spec] = StreamStats(spec, venue)
 
@@ -116,12 +116,14 @@ class Dashboard:
         except Exception:
             return {}
 
+    def _stats_of_feed(self) -> list[dict[str, Any]]:
+        return self.feed.stats() if self.feed is not None else []
+
     def _reconnects(self) -> dict[str, int]:
         out: dict[str, int] = {}
-        for c in getattr(self.feed, "connections", ()) or ():
-            n = getattr(c, "reconnects", 0)
-            for sub in getattr(c, "subs", {}).values():
-                out[sub.spec] = out.get(sub.spec, 0) + n
+        for c in self._stats_of_feed():
+            for spec in c["streams"]:
+                out[spec] = out.get(spec, 0) + c["reconnects"]
         return out
 
     def rows(self) -> list[tuple]:
@@ -132,7 +134,7 @@ class Dashboard:
         for spec, st in self.streams.items():
             bid, ask = st.bid, st.ask
             book = books.get(spec)
-            if book is not None and getattr(book, "valid", True):
+            if book is not None and book.valid:
                 b, a = book.best_bid(), book.best_ask()
                 bid = b[0] if b else bid
                 ask = a[0] if a else ask
@@ -141,7 +143,7 @@ class Dashboard:
 
     @property
     def reconnects(self) -> int:
-        return sum(getattr(c, "reconnects", 0) for c in getattr(self.feed, "connections", ()) or ())
+        return sum(c["reconnects"] for c in self._stats_of_feed())
 
     @property
     def gaps(self) -> int:
