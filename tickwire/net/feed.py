@@ -4,12 +4,17 @@
 the socket readers into a bounded buffer; iteration never polls and nothing is lost
 between iterations.
 
-Slow-consumer policy (documented in the README): the reader never waits for the
-consumer, so heartbeats keep flowing and no venue drops us for being slow. When more
-than ``max_buffer`` events are waiting, new *market data* events are dropped and
-counted in one :class:`~tickwire.model.Overflow` event placed in the buffer; status
-events (Gap, Disconnected, VenueError, ...) are always kept. Books stay exact through
-an overflow, because they are maintained by the reader, not by the consumer.
+Slow-consumer policy (documented in the README): when ``read_ahead`` events wait, the
+feed pauses reading its sockets until the consumer is down to a quarter of that, but never
+for longer than ``max_pause_s`` at a time, so heartbeats keep flowing and no venue drops us
+for being slow. A consumer slower than the feed for longer fills the buffer; beyond
+``max_buffer`` events new *market data* events are dropped and counted in one
+:class:`~tickwire.model.Overflow` event placed in the buffer; status events (Gap,
+Disconnected, VenueError, ...) are always kept. Books stay exact through an overflow,
+because they are maintained by the reader, not by the consumer.
+
+Observers (recorder, dashboard, publishers) attach with :meth:`Feed.add_tap` (see
+:mod:`tickwire.net.tap`); :meth:`Feed.stats` and :meth:`Feed.books` are the read side.
 """
 
 from __future__ import annotations
