@@ -108,7 +108,6 @@ GEARS: dict[str, tuple[int | None, int]] = {
 PUBLIC_TYPES = ("candles", "fills", "orderbook", "percent10", "ticker")
 PRIVATE_TYPES = ("assets", "orders")
 REQ_TYPES = frozenset({"candles", "ticker", "assets", "orders"})
-EVENTS = ("sub", "unsub", "req", "login")
 _REQUEST_KEYS = frozenset({"event", "biz", "type", "product", "interval", "zip", "from", "to"})
 _LOGIN_KEYS = frozenset({"event", "params", "zip"})
 

@@ -24,8 +24,6 @@ book between its ``prevSeqId`` and its ``seqId`` to the state at ``seqId``, whic
 the REST snapshot recipe of the notes (§2.2, snapshot delisting) exact for ``books`` and
 ``books-l2-tbt``. Some deletes name prices the client never held (the notes call these normal);
 a few more are injected on purpose (``unknown_delete_prob``).
-
-Error texts the notes do not give are marked "invented" below.
 """
 
 from __future__ import annotations
@@ -340,8 +338,6 @@ class BookDeltaChannel(OkxStream):
         self.deltas = 0
         self.skip_pending = False
         self.bad_checksum_pending = False
-        self.skipped = 0
-        self.keepalives = 0
         self._snap: bytes | None = None
 
     def activate(self) -> None:
@@ -398,9 +394,6 @@ class BookDeltaChannel(OkxStream):
         if not self.osim.opts.no_initial_snapshot:
             self.send_to(conn, self.snapshot_bytes())
 
-    def resubscribe_snapshot(self) -> None:  # pragma: no cover - helper for manual experiments
-        self._snap = None
-
     def _changes(self, touched: set[int], old: dict[int, int], new_side: Any, engine_side: dict[int, int],
                  is_bid: bool) -> tuple[list[tuple[int, int]], dict[int, int]]:
         if self.depth >= BookEngine.DEPTH:
@@ -450,7 +443,6 @@ class BookDeltaChannel(OkxStream):
         skip = self.skip_pending or (every > 0 and self.deltas % every == 0)
         self.skip_pending = False
         if skip:
-            self.skipped += 1
             return
         inst = self.inst
         cs = self.checksum()
@@ -479,7 +471,6 @@ class BookDeltaChannel(OkxStream):
 
     def _keepalive(self, now: float) -> None:
         self.last_pub = now
-        self.keepalives += 1
         self.publish(self.frame([self._data([], [], self.last_seq, self.last_seq, self.checksum())],
                                 action="update"))
 
@@ -1221,7 +1212,6 @@ class OkxSim(OkxGatewaySim):
                 self.indexes[inst.family] = inst
         self.accounts: dict[str, Account] = {}
         self._skip_every = 0
-        self.rest_requests = 0
         self._aux: dict[str, dict[str, Any]] = {}
 
     def _make_inst(self, iid: str) -> Inst:
@@ -1265,7 +1255,6 @@ class OkxSim(OkxGatewaySim):
 
     def rest(self, path: str, qs: str) -> tuple[int, bytes]:
         """Answer a plain HTTP GET: ``/api/v5/market/books`` and ``/api/v5/public/time``."""
-        self.rest_requests += 1
         q = {k: v[-1] for k, v in parse_qs(qs, keep_blank_values=True).items()}
         if not self.opts.rest_enabled:
             return 404, _encode({"code": "404", "msg": "Not Found", "data": []})

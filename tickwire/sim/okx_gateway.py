@@ -280,9 +280,6 @@ class OkxGatewaySim(VenueSim):
         self._key_rate = (SlidingWindowCounter(self.opts.key_conn_limit, self.opts.key_conn_window_s)
                           if self.opts.key_conn_limit > 0 else None)
         self._cid_rng = random.Random(f"{seed}|{self.name}|connId")
-        self.notices_sent = 0
-        self.conn_count_errors = 0
-        self.requests_limited = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -355,7 +352,6 @@ class OkxGatewaySim(VenueSim):
                 self.send_error(conn, "60019", f"Invalid op: {op}", req_id)
             return
         if not self._take_request(conn):
-            self.requests_limited += 1
             self._log(conn, op, 0, False)
             self.send_error(conn, "60014", ERR_MSG["60014"], req_id)
             return
@@ -550,7 +546,6 @@ class OkxGatewaySim(VenueSim):
                 if count > self.opts.max_conn_per_channel:
                     # the normal ack, then the error: this connection's subscription is terminated
                     self._ack(conn, "subscribe", arg, req_id)
-                    self.conn_count_errors += 1
                     self.send_obj(conn, {"event": "channel-conn-count-error", "channel": label,
                                          "connCount": str(self.opts.max_conn_per_channel),
                                          "connId": conn.conn_id})
@@ -630,7 +625,6 @@ class OkxGatewaySim(VenueSim):
     def send_notice_all(self) -> None:
         """Send notice 64008 on every connection, then close each after ``notice_lead_s``."""
         loop = asyncio.get_running_loop()
-        self.notices_sent += 1
         for c in list(self.connections):
             assert isinstance(c, OkxConnection)
             if c.notice_handle is not None or c.closing:

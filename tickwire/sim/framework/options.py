@@ -68,6 +68,3 @@ class SimOptions:
     def push_interval(self, ms: float) -> float:
         """A venue push cadence in seconds, compressed by ``speed``."""
         return max(ms, 0.0) / 1000.0 / self.speed
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)

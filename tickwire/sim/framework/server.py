@@ -49,9 +49,6 @@ class SlidingWindowCounter:
         self._events.setdefault(key, deque()).append(now)
         return True
 
-    def reset(self) -> None:
-        self._events.clear()
-
 
 @dataclass
 class SimStats:
