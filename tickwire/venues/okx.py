@@ -701,6 +701,7 @@ class OkxSession(Session):
                 if seq <= rest_seq:
                     return
                 st.extra = None
+                prev = st.last_seq  # the user's chain: it continues from the snapshot
             if seq == prev and not d.bids and not d.asks:
                 return  # keepalive: no change for a while (not a gap)
             # seqId < prevSeqId is a reset after maintenance: accepted, chain continues from seqId.
