@@ -220,8 +220,11 @@ async def test_close_4009_splits_the_streams_over_two_connections_instead_of_loo
         async with tickwire.stream(*specs, endpoints=sim.endpoints, timers={"okx": FAST}, backoff_base_s=0.05) as feed:
             await collect(feed, lambda es: any(isinstance(e, Trade) for e in es))
             sim.venue("okx").inject("close-4009")
-            evs = await collect(feed, lambda es: sum(isinstance(e, Connected) for e in es) >= 2 and
-                                len({e.stream for e in es if isinstance(e, Trade)}) == 2, timeout=15)
+            def both_serving(es):  # after the second Connected, every stream delivers again
+                at = [i for i, e in enumerate(es) if isinstance(e, Connected)]
+                return len(at) >= 2 and {e.stream for e in es[at[1]:] if not e.is_status} == set(specs)
+
+            evs = await collect(feed, both_serving, timeout=15)
             conns = sim.venue("okx").stats.connections()
     err = next(e for e in evs if isinstance(e, VenueError))
     assert err.code == "4009" and "moved 2 streams" in err.msg

@@ -181,6 +181,7 @@ cdef class EventQueue:
 cdef class FrameReader(WSListener):
     """The socket callback: frame -> venue decoder -> events -> queue."""
     cdef public object decode, raw, session, name
+    cdef public long long frames, nbytes  # data frames and their bytes received (metrics, liveness)
     cdef object _push
     cdef EventQueue _queue  # set when push is a queue's own push: called in C
 
@@ -201,6 +202,8 @@ cdef class FrameReader(WSListener):
             recv_ns = _time_ns()
             binary = mt == WSMsgType.BINARY
             payload = frame.get_payload_as_bytes()
+            self.frames += 1
+            self.nbytes += frame.payload_size
             if self.raw is not None:
                 self.raw(self.name, recv_ns, payload, binary)
             try:

@@ -49,6 +49,8 @@ class _PyReader(WSListener):
         if mt is _TEXT or mt is _BINARY:
             recv_ns = _time_ns()
             payload = frame.get_payload_as_bytes()
+            self.frames += 1
+            self.nbytes += len(payload)
             if self.raw is not None:
                 self.raw(self.name, recv_ns, payload, mt is _BINARY)
             try:
@@ -71,7 +73,7 @@ class _Listener(hot.compiled.FrameReader if hot.compiled else _PyReader):  # typ
     """
 
     __slots__ = ("conn", "sock", "close_code", "close_reason", "closed", "transport", "dead_reason", "fatal") + (
-        () if hot.compiled else ("session", "decode", "push", "raw", "name"))
+        () if hot.compiled else ("session", "decode", "push", "raw", "name", "frames", "nbytes"))
 
     def __init__(self, conn: "ManagedConnection", session: Session, sock: SocketInfo,
                  push: Callable[[list[Event]], None]) -> None:
@@ -82,6 +84,8 @@ class _Listener(hot.compiled.FrameReader if hot.compiled else _PyReader):  # typ
         self.decode = session.on_frame     # bound once: this is the hot path
         self.push = push
         self.raw = conn.feed.taps.frame
+        self.frames = 0
+        self.nbytes = 0
         self.close_code: int | None = None
         self.close_reason = ""
         self.closed = asyncio.Event()
@@ -240,7 +244,7 @@ class ManagedConnection:
         feed = self.feed
         opts = feed.options
         base = feed.endpoint_base(self.venue.name)
-        self.url = self.venue.connect_url(self.endpoint, base, feed.network,
+        self.url = self.venue.connect_url(self.endpoint, base, feed.network_of(self.venue.name),
                                           feed.options.venue_options.get(self.venue.name, {}))
         await feed.connect_limiter(self.venue, self.url).acquire()
         self.sockets += 1
@@ -277,6 +281,8 @@ class ManagedConnection:
         feed = self.feed
         opts = feed.options
         attempt = 0
+        self._failures = 0                   # attempts in a row that served nothing
+        self._served_at = time.monotonic()   # when a socket last delivered data (or the start)
         while not self.stopping:
             session = self._new_session()
             self.session = session
@@ -287,10 +293,12 @@ class ManagedConnection:
             except asyncio.CancelledError:
                 raise
             except Exception as e:
+                why = f"connect to {self.url} failed: {_describe(e)}"
+                if self._give_up(why):
+                    return
                 delay = backoff_delay(attempt, opts.backoff_base_s, opts.backoff_cap_s, self._rand.random())
                 attempt += 1
-                feed.push([self._status(Disconnected, reason=f"connect to {self.url} failed: {_describe(e)}",
-                                        reconnect_in_s=round(delay, 3))])
+                feed.push([self._status(Disconnected, reason=why, reconnect_in_s=round(delay, 3))])
                 await asyncio.sleep(delay)
                 continue
             self.transport, self.listener = transport, listener
@@ -339,13 +347,25 @@ class ManagedConnection:
                                             f"too many channels ({lst.close_code}); moved {len(moved)} streams "
                                             "to a new connection", recv_ns=time.time_ns()))
             rate_closed = self.venue.close_means_slow_down(lst.close_code, lst.close_reason)
+            lived = time.monotonic() - started
+            # A socket that delivered data for a while served its purpose: the next attempt starts
+            # the backoff afresh (a line dropping every few seconds must not push the delays to
+            # the cap; a socket that dies at once keeps backing off, so no storm either).
+            served = lst.frames > 0 and lived >= 1.0
+            if served:
+                self._failures = 0
+                self._served_at = time.monotonic()
+            else:
+                self._failures += 1
             if rate_closed:
                 self._rate_closed()
-            elif time.monotonic() - started > opts.stable_after_s:
+            elif served or lived > opts.stable_after_s:
                 attempt = 0
-                if self._slow > 1.0:  # a calm connection: back to the normal pace, a step at a time
+                if self._slow > 1.0 and lived > opts.stable_after_s:  # calm again: back to the normal pace, a step at a time
                     self._slow = max(1.0, self._slow / 2)
                     self._pacer = self._make_pacer()
+            if not served and self._give_up(reason, events, counted=True):
+                return
             delay = backoff_delay(attempt, opts.backoff_base_s, opts.backoff_cap_s, self._rand.random())
             if rate_closed:
                 delay = max(delay, 1.0 + self._rand.random())  # the venue's window must pass first
@@ -357,6 +377,28 @@ class ManagedConnection:
             if self.stopping:
                 return
             await asyncio.sleep(delay)
+
+    def _give_up(self, why: str, events: list[Event] | None = None, counted: bool = False) -> bool:
+        """With max_retries / give_up_after_s set: stop this connection for good when it has
+        failed that often in a row, or served nothing for that long (default: never)."""
+        opts = self.feed.options
+        if not counted:
+            self._failures += 1
+        over_count = opts.max_retries is not None and self._failures > opts.max_retries
+        idle = time.monotonic() - self._served_at
+        over_time = opts.give_up_after_s is not None and idle > opts.give_up_after_s
+        if not (over_count or over_time):
+            return False
+        limit = (f"{self._failures} failed attempts (max_retries={opts.max_retries})" if over_count
+                 else f"{idle:.0f} s without serving (give_up_after_s={opts.give_up_after_s:g})")
+        self.fatal = VenueError(venue=self.venue.name, recv_ns=time.time_ns(), conn=self.name, code="gave-up",
+                                msg=f"{self.venue.name}: gave up after {limit}; last: {why}", fatal=True)
+        out = list(events or [])
+        out += [self.fatal, self._status(Disconnected, reason=f"{why}; not reconnecting: gave up")]
+        self.feed.push(out)
+        self.transport = None
+        self.feed.connection_failed(self)
+        return True
 
     def _rate_closed(self) -> None:
         """The venue closed us for sending too fast: whatever its clock saw, come back slower
@@ -422,6 +464,15 @@ class ManagedConnection:
                 lst.session.on_timer(now_ns)
                 if lst.session.outbox:
                     self.drain(lst)
+        lst = self.listener
+        if lst is not None and lst.fatal is None and not lst.closed.is_set():
+            s = lst.session
+            if s.refused and not s.streams:
+                # The venue refused every stream of this connection for good: nothing to wait for.
+                refused = sorted(self.subs[t].spec if t in self.subs else t for t in s.refused)
+                lst.kill("every stream refused", fatal=VenueError(
+                    venue=self.venue.name, recv_ns=now_ns, conn=self.name, code="refused", fatal=True,
+                    msg=f"nothing left to stream on {self.name}: {self.venue.name} refused {', '.join(refused)}"))
 
     def drain(self, lst: _Listener) -> None:
         """Carry out what the socket's session asked for (the contract's one way out)."""
@@ -463,7 +514,7 @@ class ManagedConnection:
         from tickwire.net.http import get_json
 
         feed = self.feed
-        url = self.venue.rest_base(feed.endpoint_base(self.venue.name), feed.network) + req.path
+        url = self.venue.rest_base(feed.endpoint_base(self.venue.name), feed.network_of(self.venue.name)) + req.path
         body: Any = None
         error = ""
         try:

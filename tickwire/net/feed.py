@@ -49,7 +49,7 @@ class FeedError(RuntimeError):
 @dataclass
 class FeedOptions:
     endpoints: dict[str, str] = field(default_factory=dict)  # venue -> base URL override
-    network: str = "mainnet"                                  # mainnet / testnet / demo
+    network: str | dict[str, str] = "mainnet"                 # mainnet / testnet / demo, or per venue
     proxy: str | None = None                                  # http://, socks5:// ...
     verify_tls: bool = True
     headers: dict[str, str] = field(default_factory=dict)
@@ -58,6 +58,8 @@ class FeedOptions:
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 30.0
     stable_after_s: float = 30.0     # a connection that lived this long resets the backoff
+    max_retries: int | None = None   # consecutive failed attempts before a connection gives up (None: never)
+    give_up_after_s: float | None = None  # ... or this long without serving (None: never)
     tick_s: float = 0.1              # timer resolution for heartbeats and pacing
     max_buffer: int = 200_000        # events waiting for the consumer before dropping
     tune_gc: bool = True             # gc.freeze() + a larger young generation at start (see Feed.start)
@@ -76,7 +78,7 @@ class Feed:
     def __init__(self, specs: Iterable[str | Subscription], options: FeedOptions | None = None) -> None:
         self.options = options or FeedOptions()
         self.subscriptions: list[Subscription] = parse_many(list(specs))
-        self.network = self.options.network
+        validate(self.options, self.subscriptions)
         self.connections: list[ManagedConnection] = []
         self.taps = Taps()
         """Observers of every socket (see :mod:`tickwire.net.tap`): :meth:`add_tap`."""
@@ -93,6 +95,10 @@ class Feed:
     # -- configuration used by connections ----------------------------------------------
     def endpoint_base(self, venue: str) -> str | None:
         return self.options.endpoints.get(venue)
+
+    def network_of(self, venue: str) -> str:
+        net = self.options.network
+        return net.get(venue, "mainnet") if isinstance(net, dict) else net
 
     def session_options(self, venue: Venue) -> SessionOptions:
         timers = venue.timers()
@@ -156,11 +162,6 @@ class Feed:
         by_endpoint: dict[tuple[str, str], list[Subscription]] = {}
         for s in self.subscriptions:
             by_endpoint.setdefault((s.venue, s.endpoint), []).append(s)
-        for vname in {v for v, _ in by_endpoint}:
-            venue = get_venue(vname)
-            if self.network not in venue.networks and vname not in self.options.endpoints:
-                raise SpecError(f"{vname} has no {self.network!r} network; it has: {', '.join(venue.networks)} "
-                                f"(or point it elsewhere with endpoints={{'{vname}': URL}} / --endpoint)")
         for (vname, endpoint), subs in by_endpoint.items():
             venue = get_venue(vname)
             for group in venue.plan(subs):
@@ -236,8 +237,9 @@ class Feed:
     def connection_failed(self, conn: ManagedConnection) -> None:
         """A connection stopped for good (fatal venue error). If all did, end the feed."""
         if all(c.fatal is not None for c in self.connections):
-            err = conn.fatal
-            self._queue.error = FeedError(f"{err.msg} (venue code {err.code})" if err else "all connections failed")
+            why = list(dict.fromkeys(f"{c.fatal.msg} (venue code {c.fatal.code})" for c in self.connections
+                                     if c.fatal is not None))
+            self._queue.error = FeedError(why[0] if len(why) == 1 else "every connection stopped: " + "; ".join(why))
             self._wake()
 
     def _wake(self) -> None:
@@ -311,6 +313,53 @@ class Feed:
                         "connected": c.transport is not None and not c.transport.is_disconnected,
                         "fatal": c.fatal.msg if c.fatal else None})
         return out
+
+
+def validate(opts: FeedOptions, subs: list[Subscription]) -> None:
+    """Every option checked before anything connects (a typo used to mean a feed that never
+    connected and said nothing): one-line :class:`~tickwire.options.OptionError` naming the key
+    and the valid ones. Converts values in place (``"5"`` -> ``5.0``)."""
+    from tickwire.options import OptionError, check_fields, check_positive, check_proxy, unknown
+    from tickwire.venues import venue_names
+    from tickwire.venues.base import Limits, Timers
+
+    known = venue_names()
+    plain = {f.name: getattr(opts, f.name) for f in dataclasses.fields(FeedOptions)
+             if f.name not in ("timers", "limits", "venue_options", "credentials", "endpoints", "network", "headers")}
+    conv = check_fields("option", FeedOptions, plain)
+    check_positive("option", conv)
+    for k, v in conv.items():
+        setattr(opts, k, v)
+    for what, table in (("timers", opts.timers), ("limits", opts.limits), ("venue_options", opts.venue_options),
+                        ("credentials", opts.credentials), ("endpoints", opts.endpoints)):
+        if not isinstance(table, dict):
+            raise OptionError(f"bad {what}: expected a dict of venue -> ..., got {type(table).__name__}")
+        for venue in table:
+            if venue not in known:
+                raise unknown(f"venue in {what}", venue, known)
+    for venue, over in opts.timers.items():
+        opts.timers[venue] = check_fields("timer", Timers, over, f" for {venue}")
+        check_positive(f"timer for {venue}", opts.timers[venue])
+    for venue, over in opts.limits.items():
+        opts.limits[venue] = check_fields("limit", Limits, over, f" for {venue}")
+        if not 0 <= opts.limits[venue].get("margin", 0) < 1:
+            raise OptionError(f"bad limit for {venue} margin={opts.limits[venue]['margin']!r}: must be in [0, 1)")
+    check_proxy(opts.proxy)
+    if opts.max_retries is not None and opts.max_retries < 1:
+        raise OptionError(f"bad option max_retries={opts.max_retries!r}: at least 1 (or None: retry forever)")
+    net = opts.network
+    if isinstance(net, dict):
+        for venue in net:
+            if venue not in known:
+                raise unknown("venue in network", venue, known)
+    elif not isinstance(net, str):
+        raise OptionError(f"bad network {net!r}: a name (mainnet, testnet, demo...) or a dict venue -> name")
+    for vname in sorted({s.venue for s in subs}):
+        venue = get_venue(vname)
+        name = net.get(vname, "mainnet") if isinstance(net, dict) else net
+        if name not in venue.networks and vname not in opts.endpoints:
+            raise OptionError(f"{vname} has no {name!r} network; it has: {', '.join(venue.networks)} "
+                              f"(or point it elsewhere with endpoints={{'{vname}': URL}} / --endpoint)")
 
 
 class stream:

@@ -1,0 +1,88 @@
+"""A run that can never succeed ends, with a clear one-line reason; a bad option is refused
+before anything connects (each of these was observed to hang or go silent)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+import tickwire
+from tickwire.model import Disconnected
+from tickwire.net import FeedError
+from tickwire.options import OptionError
+
+
+SPEC = "bybit.linear:tickers:BTCUSDT"
+
+
+def closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.mark.parametrize("opts, words", [
+    ({"timers": {"bybit": {"ping_intervl_s": 5}}}, ["ping_intervl_s", "did you mean 'ping_interval_s'"]),
+    ({"timers": {"bybitt": {"ping_interval_s": 5}}}, ["'bybitt'", "bge, bybit, okx, okxdex"]),
+    ({"timers": {"bybit": {"pong_timeout_s": "soon"}}}, ["pong_timeout_s='soon'", "number"]),
+    ({"limits": {"bge": {"margin": 1.5}}}, ["margin=1.5", "[0, 1)"]),
+    ({"proxy": "socks5h://127.0.0.1:1080"}, ["socks5h", "http, socks4, socks5"]),
+    ({"proxy": "127.0.0.1:1080"}, ["no scheme"]),
+    ({"proxy": "http://user:hunter2@proxy.example:3128x"}, ["port"]),
+    ({"network": "testnett"}, ["testnett", "mainnet, testnet, demo"]),
+    ({"network": {"okx": "testnet"}, "endpoints": {}}, None),  # bybit on mainnet: fine
+    ({"max_retries": 0}, ["max_retries"]),
+])
+def test_bad_options_are_one_line_errors_before_any_connection(opts, words):
+    if words is None:
+        tickwire.Feed([SPEC], tickwire.FeedOptions(**opts))
+        return
+    with pytest.raises(OptionError) as e:
+        tickwire.Feed([SPEC], tickwire.FeedOptions(**opts))
+    msg = str(e.value)
+    assert "\n" not in msg and all(w in msg for w in words), msg
+    assert "hunter2" not in msg
+
+
+def test_per_venue_network_is_accepted_and_checked():
+    with pytest.raises(OptionError, match="okx has no 'testnet' network"):
+        tickwire.Feed([SPEC, "okx:books:BTC-USDT"], tickwire.FeedOptions(network={"bybit": "testnet", "okx": "testnet"}))
+    feed = tickwire.Feed([SPEC, "okx:books:BTC-USDT"], tickwire.FeedOptions(network={"bybit": "testnet", "okx": "demo"}))
+    assert feed.network_of("bybit") == "testnet" and feed.network_of("okx") == "demo"
+
+
+async def test_an_unreachable_host_gives_up_after_max_retries():
+    events = []
+    with pytest.raises(FeedError, match="gave up after 3 failed attempts") as e:
+        async with tickwire.stream(SPEC, endpoints={"bybit": f"ws://127.0.0.1:{closed_port()}"}, max_retries=2,
+                                   backoff_base_s=0.01) as feed:
+            async with asyncio.timeout(10):
+                async for ev in feed:
+                    events.append(ev)
+    assert "connect to ws://127.0.0.1" in str(e.value)
+    assert sum(isinstance(x, Disconnected) for x in events) == 3
+
+
+async def test_give_up_after_seconds_without_serving():
+    with pytest.raises(FeedError, match="without serving"):
+        async with tickwire.stream(SPEC, endpoints={"bybit": f"ws://127.0.0.1:{closed_port()}"},
+                                   give_up_after_s=0.5, backoff_base_s=0.05, backoff_cap_s=0.2) as feed:
+            async with asyncio.timeout(10):
+                async for _ in feed:
+                    pass
+
+
+async def test_default_is_to_retry_forever():
+    async with tickwire.stream(SPEC, endpoints={"bybit": f"ws://127.0.0.1:{closed_port()}"},
+                               backoff_base_s=0.01, backoff_cap_s=0.02) as feed:
+        n = 0
+        async with asyncio.timeout(10):
+            async for ev in feed:
+                n += isinstance(ev, Disconnected)
+                if n >= 20:
+                    break
+    assert n == 20
