@@ -12,7 +12,7 @@ from rich.console import Console
 from tickwire import model as m
 from tickwire.book import Book
 from tickwire.sinks.dashboard import Dashboard
-from tickwire.sinks.demo import DEFAULT_STREAMS, available_venues
+from tickwire.cli.demo import DEFAULT_STREAMS, available_venues
 
 
 def tw(*args, timeout=60):

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 import tickwire.cli as cli
 from tickwire import model as m
-from tickwire.sinks.cli import expand_streams, load_config, parse_size
+from tickwire.cli.common import expand_streams, load_config, parse_size
 from tickwire.sinks.recorder import Recorder
 
 NS = 1_732_000_000_000_000_000

@@ -1,6 +1,6 @@
 """Client of the record suite: the throughput stream through tickwire, with or without recording.
 
-With ``record=True`` it does what ``tickwire record`` does (``tickwire/sinks/cli.py``): a
+With ``record=True`` it does what ``tickwire record`` does (``tickwire/cli/record.py``): a
 :class:`tickwire.sinks.Recorder` with the command's defaults (Parquet tables + raw frame archive,
 flush every 2 s, top-20 book snapshots every 1 s, zstd), ``rec.attach(feed)`` for the raw frames
 (``Feed.raw_hook``) and ``rec.add(ev)`` for every event in the ``async for`` body.

@@ -9,11 +9,14 @@ written and runs one example query over it.
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
+
+import typer
+
+from tickwire.cli.common import (EXIT_DISK, EXIT_FEED, EXIT_INTERRUPTED, EXIT_SPEC, close_feed_when_done, fail,
+                                 parse_list, run_async, stop_on_signals)
 
 #: A few books, trades, tickers and candles per venue (the simulators' default instruments).
 DEFAULT_STREAMS: dict[str, list[str]] = {
@@ -54,6 +57,28 @@ class DemoError(ValueError):
     """Bad demo options (unknown venue...)."""
 
 
+def demo(
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds "
+                                                                      "[default: until Ctrl-C]."),
+    out: str = typer.Option("./data", "--out", "-o", help="Dataset directory."),
+    venues: Optional[str] = typer.Option(None, "--venues",
+                                         help="Comma-separated venues [default: every simulated venue]."),
+    dashboard: bool = typer.Option(True, "--dashboard/--no-dashboard",
+                                   help="Live table in a terminal (a plain summary line every few seconds "
+                                        "otherwise, or when stdout is not a terminal)."),
+    seed: int = typer.Option(0, "--seed", help="Simulator market seed."),
+) -> None:
+    """Record every simulated venue into --out with a live dashboard, then query what was written."""
+    try:
+        code = run_async(run_demo(duration=duration, out=out, venues=parse_list(venues),
+                                  dashboard=dashboard, seed=seed))
+    except DemoError as e:
+        fail(e, EXIT_SPEC)
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    raise typer.Exit(code)
+
+
 def sim_credentials(venues: Sequence[str]) -> dict[str, Any]:
     """Credentials matching the simulators' default test keys (``api_keys`` options)."""
     from tickwire.credentials import Credentials
@@ -76,20 +101,12 @@ def available_venues() -> list[str]:
     return [v for v in DEFAULT_STREAMS if v in have] + sorted(have - set(DEFAULT_STREAMS))
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
 async def run_demo(duration: float | None = 20.0, out: str = "./data", venues: Sequence[str] | None = None,
                    dashboard: bool = True, seed: int = 0, console: Any = None, summary_every_s: float = 5.0) -> int:
-    """Run the demo; returns the exit code (0 ok, 3 the feed failed, 4 disk error)."""
+    """Run the demo; returns the exit code (0 ok, EXIT_FEED the feed failed, EXIT_DISK disk error)."""
     from rich.console import Console
 
-    from tickwire.net.feed import FeedError, stream
+    from tickwire import FeedError, stream
     from tickwire.sim import Simulator
     from tickwire.sinks.dashboard import Dashboard
     from tickwire.sinks.recorder import Recorder
@@ -114,21 +131,12 @@ async def run_demo(duration: float | None = 20.0, out: str = "./data", venues: S
         else:
             print(text, flush=True)
 
-
     try:
         rec = Recorder(out)
     except RecorderError as e:
         say(f"error: {e}")
-        return 4
-    loop = asyncio.get_running_loop()
+        return EXIT_DISK
     stop = asyncio.Event()
-    handled = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-            handled.append(sig)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
-            pass
     sim = Simulator(venues=vlist, seed=seed)
     code = 0
     err: str | None = None
@@ -136,79 +144,61 @@ async def run_demo(duration: float | None = 20.0, out: str = "./data", venues: S
     dash: Dashboard | None = None
     until = f"{duration:g} s" if duration else "Ctrl-C"
     try:
-        await sim.start()
-        say(f"tickwire demo: simulating {', '.join(vlist)} on loopback, recording {len(specs)} streams into "
-            f"{out} for {until}")
-        async with stream(*specs, endpoints=dict(sim.endpoints), credentials=sim_credentials(vlist)) as feed:
-            rec.attach(feed)
-            dash = Dashboard(feed, specs, title=f"tickwire demo -> {out}")
+        with stop_on_signals(stop):
+            await sim.start()
+            say(f"tickwire demo: simulating {', '.join(vlist)} on loopback, recording {len(specs)} streams into "
+                f"{out} for {until}")
+            async with stream(*specs, endpoints=dict(sim.endpoints), credentials=sim_credentials(vlist)) as feed:
+                rec.attach(feed)
+                dash = board = Dashboard(feed, specs, title=f"tickwire demo -> {out}")
 
-            def caption() -> str:
-                el = time.monotonic() - t0
-                return f"{el:4.1f} s of {until}  |  {dash.events:,} events recorded  |  Ctrl-C stops"  # type: ignore[union-attr]
+                def caption() -> str:
+                    el = time.monotonic() - t0
+                    return f"{el:4.1f} s of {until}  |  {board.events:,} events recorded  |  Ctrl-C stops"
 
-            async def watchdog() -> None:
-                deadline = t0 + duration if duration else None
-                while not stop.is_set() and rec.error is None:
-                    left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
-                    if left <= 0:
-                        break
-                    try:
-                        await asyncio.wait_for(stop.wait(), left)
-                    except asyncio.TimeoutError:
-                        pass
-                await feed.close()
+                async def refresher(live: Any) -> None:
+                    next_line = time.monotonic() + summary_every_s
+                    while True:
+                        await asyncio.sleep(0.25)
+                        board.sample()
+                        if live is not None:
+                            live.update(board.table(caption(), con.width), refresh=True)
+                        elif time.monotonic() >= next_line:
+                            next_line += summary_every_s
+                            print(board.line(), flush=True)
 
-            async def refresher(live: Any) -> None:
-                next_line = time.monotonic() + summary_every_s
-                while True:
-                    await asyncio.sleep(0.25)
-                    dash.sample()  # type: ignore[union-attr]
-                    if live is not None:
-                        live.update(dash.table(caption(), con.width), refresh=True)  # type: ignore[union-attr]
-                    elif time.monotonic() >= next_line:
-                        next_line += summary_every_s
-                        print(dash.line(), flush=True)  # type: ignore[union-attr]
+                wd = asyncio.create_task(close_feed_when_done(feed, stop, t0 + duration if duration else None,
+                                                              lambda: rec.error is not None))
+                live_cm: Any = None
+                if live_table:
+                    from rich.live import Live
 
-            async def consume() -> None:
-                async for ev in feed:
-                    rec.add(ev)
-                    dash.add(ev)  # type: ignore[union-attr]
-
-            wd = loop.create_task(watchdog())
-            live_cm: Any = None
-            if live_table:
-                from rich.live import Live
-
-                live_cm = Live(dash.table(caption(), con.width), console=con, auto_refresh=False, transient=False,
-                               vertical_overflow="visible")
-                live_cm.__enter__()
-            rf = loop.create_task(refresher(live_cm))
-            try:
-                await consume()
-            finally:
-                wd.cancel()
-                rf.cancel()
-                if live_cm is not None:
-                    dash.sample()
-                    live_cm.update(dash.table(caption(), con.width), refresh=True)
-                    live_cm.__exit__(None, None, None)
+                    live_cm = Live(board.table(caption(), con.width), console=con, auto_refresh=False,
+                                   transient=False, vertical_overflow="visible")
+                    live_cm.__enter__()
+                rf = asyncio.create_task(refresher(live_cm))
+                try:
+                    async for ev in feed:
+                        rec.add(ev)
+                        board.add(ev)
+                finally:
+                    wd.cancel()
+                    rf.cancel()
+                    if live_cm is not None:
+                        board.sample()
+                        live_cm.update(board.table(caption(), con.width), refresh=True)
+                        live_cm.__exit__(None, None, None)
     except RecorderError as e:
-        err, code = str(e), 4
+        err, code = str(e), EXIT_DISK
     except FeedError as e:
-        err, code = str(e), 3
+        err, code = str(e), EXIT_FEED
     finally:
-        for sig in handled:
-            try:
-                loop.remove_signal_handler(sig)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover
-                pass
         await sim.stop()
     try:
         rec.close()
     except RecorderError as e:
         if err is None:
-            err, code = str(e), 4
+            err, code = str(e), EXIT_DISK
     elapsed = time.monotonic() - t0
     if dash is not None and not live_table:
         print(dash.line("stopped"), flush=True)
@@ -219,6 +209,7 @@ async def run_demo(duration: float | None = 20.0, out: str = "./data", venues: S
         return code
     _example_query(out, say)
     return code
+
 
 
 def _report(rec: Any, out: str, elapsed: float, say: Any) -> None:
@@ -266,11 +257,11 @@ def _example_query(out: str, say: Any) -> None:
         say(f"      tickwire decode {raw} | head           # re-normalize it offline")
 
 
-def main() -> None:  # pragma: no cover - `python -m tickwire.sinks.demo`
-    import uvloop
 
-    sys.exit(uvloop.run(run_demo()))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
+def _human(n: float) -> str:
+    """Bytes for people: ``"512 B"``, ``"1.5 MB"``."""
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"

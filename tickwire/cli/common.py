@@ -1,0 +1,182 @@
+"""What the commands share: exit codes, option parsing, config files, error output, the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, NoReturn
+
+import typer
+
+EXIT_SPEC = 2          # bad arguments, streams or config; unreadable input
+EXIT_FEED = 3          # the feed failed (connection, login, protocol)
+EXIT_DISK = 4          # the recorder could not write
+EXIT_INTERRUPTED = 130  # Ctrl-C outside the commands' own signal handling
+
+
+def run_async(coro: Any) -> Any:
+    """Run on uvloop where available (faster sockets and timers)."""
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:  # pragma: no cover - Windows (no uvloop)
+        return asyncio.run(coro)
+
+
+def print_error(message: object) -> None:
+    typer.echo(f"error: {message}", err=True)
+
+
+def fail(message: object, code: int) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    print_error(message)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``stop`` (instead of raising) inside the block; call from a running loop."""
+    loop = asyncio.get_running_loop()
+    handled = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread / Windows
+            pass
+    try:
+        yield
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+
+
+async def close_feed_when_done(feed: Any, stop: asyncio.Event, deadline: float | None,
+                               failed: Callable[[], bool]) -> None:
+    """Close ``feed`` (which ends its ``async for``) on ``stop``, at ``deadline`` (monotonic) or once ``failed()``."""
+    while not stop.is_set() and not failed():
+        left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+        if left <= 0:
+            break
+        try:
+            await asyncio.wait_for(stop.wait(), left)
+        except asyncio.TimeoutError:
+            pass
+    await feed.close()
+
+
+def parse_list(text: str | None) -> list[str]:
+    """``"a, b,"`` -> ``["a", "b"]``; None -> []."""
+    return [v.strip() for v in text.split(",") if v.strip()] if text else []
+
+
+def parse_kv(items: list[str], what: str) -> dict[str, str]:
+    """``["bybit=ws://..."]`` -> {"bybit": "ws://..."}; ``what`` names the option in errors."""
+    out: dict[str, str] = {}
+    for it in items:
+        k, sep, v = it.partition("=")
+        if not sep or not k or not v:
+            raise typer.BadParameter(f"{what} must look like NAME=VALUE, got {it!r}")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def parse_venue_options(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``bybit.book_interval_ms=5`` -> {"bybit": {"book_interval_ms": 5}} (JSON values accepted).
+
+    Used for simulator options and for venue (dialect) options alike."""
+    out: dict[str, dict[str, Any]] = {}
+    for k, v in parse_kv(items, "--option").items():
+        venue, dot, name = k.partition(".")
+        if not dot:
+            raise typer.BadParameter(f"--option must look like VENUE.NAME=VALUE, got {k}={v}")
+        try:
+            val: Any = json.loads(v)
+        except ValueError:
+            val = v
+        out.setdefault(venue, {})[name] = val
+    return out
+
+
+def parse_timers(items: list[str]) -> dict[str, dict[str, float]]:
+    """``bybit.ping_interval_s=5`` -> {"bybit": {"ping_interval_s": 5.0}}."""
+    out: dict[str, dict[str, float]] = {}
+    for k, v in parse_kv(items, "--timer").items():
+        venue, dot, name = k.partition(".")
+        if not dot:
+            raise typer.BadParameter(f"--timer must look like VENUE.NAME=SECONDS, got {k}={v}")
+        out.setdefault(venue, {})[name] = float(v)
+    return out
+
+
+_SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1024**2, "MB": 1024**2, "MIB": 1024**2,
+               "G": 1024**3, "GB": 1024**3, "GIB": 1024**3}
+
+
+def parse_size(text: Any) -> int:
+    """``"128MB"`` / ``"64k"`` / ``1048576`` -> bytes."""
+    if isinstance(text, (int, float)):
+        return int(text)
+    s = str(text).strip().upper().replace(" ", "")
+    num = s.rstrip("KMGIB")
+    unit = s[len(num):]
+    try:
+        if not num or unit not in _SIZE_UNITS:
+            raise ValueError
+        return int(float(num) * _SIZE_UNITS[unit])
+    except ValueError:
+        raise typer.BadParameter(f"bad size {text!r}; use e.g. 128MB, 512KB, 1GB") from None
+
+
+def expand_streams(value: Any) -> list[str]:
+    """Config ``streams``: a list of specs, or {"venue.market": {"channel": ["SYM", ...]}}."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        out: list[str] = []
+        for v in value:
+            out.extend(expand_streams(v))
+        return out
+    if isinstance(value, dict):
+        out = []
+        for venue, channels in value.items():
+            if not isinstance(channels, dict):
+                raise typer.BadParameter(f"streams.{venue} must map channel names to symbol lists")
+            for channel, symbols in channels.items():
+                syms = [symbols] if isinstance(symbols, str) else list(symbols)
+                out.extend(f"{venue}:{channel}:{s}" for s in syms)
+        return out
+    raise typer.BadParameter(f"streams must be a list of specs or a table, not {type(value).__name__}")
+
+
+def load_config(path: str) -> dict[str, Any]:
+    """A TOML or JSON file whose top level is a table (an unknown suffix tries TOML, then JSON)."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise typer.BadParameter(f"cannot read config {path}: {e.strerror or e}") from None
+    try:
+        if p.suffix.lower() == ".json":
+            cfg = json.loads(data)
+        else:
+            import tomllib
+
+            try:
+                cfg = tomllib.loads(data.decode())
+            except tomllib.TOMLDecodeError:
+                if p.suffix.lower() == ".toml":
+                    raise
+                cfg = json.loads(data)
+    except Exception as e:
+        raise typer.BadParameter(f"config {path}: {e}") from None
+    if not isinstance(cfg, dict):
+        raise typer.BadParameter(f"config {path}: expected a table / object at the top")
+    return cfg

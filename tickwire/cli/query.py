@@ -1,0 +1,52 @@
+"""``tickwire query``: SQL over a recorded dataset."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from tickwire.cli.common import EXIT_SPEC, fail
+
+
+def query(
+    sql: str = typer.Argument(..., help="SQL; tables: trades, book_changes, book_snapshots, tickers, candles, ..."),
+    data: str = typer.Option("./data", "--data", "-d", help="Dataset directory"),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json (JSON lines)"),
+    max_rows: int = typer.Option(100, "--max-rows", help="table format: rows shown"),
+) -> None:
+    """Run SQL over a recorded dataset with DuckDB (one view per table)."""
+    import duckdb
+
+    from tickwire.sinks.query import connect
+    from tickwire.sinks.writer import pending_wal
+
+    try:
+        con = connect(data)
+    except FileNotFoundError as e:
+        fail(e, EXIT_SPEC)
+    try:
+        rel = con.sql(sql)
+        df = rel.df() if rel is not None else None
+    except duckdb.Error as e:
+        fail(e, EXIT_SPEC)
+    finally:
+        n = pending_wal(data)
+    out = sys.stdout
+    if df is not None:
+        if fmt == "csv":
+            df.to_csv(out, index=False)
+        elif fmt == "json":
+            text = df.to_json(orient="records", lines=True, date_format="iso", date_unit="ns")
+            out.write(text if text.endswith("\n") or not text else text + "\n")
+        elif fmt == "table":
+            import pandas as pd
+
+            with pd.option_context("display.max_columns", None, "display.width", 200):
+                out.write(df.to_string(max_rows=max_rows, index=False) + "\n")
+        else:
+            fail(f"unknown format {fmt!r}; use table, csv or json", EXIT_SPEC)
+    if n:
+        typer.echo(f"note: {n} files not yet published under {Path(data) / '_wal'} (a recorder is running, "
+                   f"or one was killed: `tickwire recover {data}`)", err=True)

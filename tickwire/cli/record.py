@@ -1,0 +1,155 @@
+"""``tickwire record``: streams into a Parquet dataset (+ raw frame archive); ``tickwire recover``: publish
+what a killed recorder left."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Optional
+
+import typer
+
+from tickwire.cli.common import (EXIT_DISK, EXIT_FEED, EXIT_SPEC, close_feed_when_done, expand_streams, fail,
+                                 load_config, parse_kv, parse_list, parse_size, parse_timers, parse_venue_options,
+                                 print_error, run_async, stop_on_signals)
+
+_RECORD_KEYS = {"flush_interval", "roll_interval", "roll_size", "max_pending", "raw", "kinds", "fsync",
+                "book_snapshot_interval", "book_snapshot_depth", "compression_level"}
+_TOP_KEYS = {"out", "streams", "specs", "sim", "seed", "faults", "duration", "network", "proxy", "endpoints",
+             "timers", "record", "sim_options"}
+
+
+def record(
+    specs: Optional[list[str]] = typer.Argument(None, help="VENUE[.MARKET]:CHANNEL:SYMBOL ... (or --config)"),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Dataset directory [default: ./data]"),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="TOML or JSON file: streams and options"),
+    sim: Optional[bool] = typer.Option(None, "--sim/--no-sim", help="Record from a local simulator."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
+    endpoint: list[str] = typer.Option([], "--endpoint", help="VENUE=BASE_URL, e.g. bybit=ws://127.0.0.1:8765"),
+    network: Optional[str] = typer.Option(None, "--network", help="mainnet, testnet or demo"),
+    proxy: Optional[str] = typer.Option(None, "--proxy", help="HTTP or SOCKS proxy URL"),
+    timer: list[str] = typer.Option([], "--timer", help="VENUE.TIMER=SECONDS"),
+    fault: list[str] = typer.Option([], "--fault", help="With --sim: inject faults, e.g. drop-every=5s"),
+    option: list[str] = typer.Option([], "--option", help="With --sim: VENUE.NAME=VALUE, e.g. bybit.speed=10"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="With --sim: market seed"),
+    raw: Optional[bool] = typer.Option(None, "--raw/--no-raw", help="Also keep the raw frame archive [default: on]"),
+    kinds: Optional[str] = typer.Option(None, "--kinds", help="Only these tables, comma-separated (e.g. trades,book_changes)"),
+    flush_interval: Optional[float] = typer.Option(None, "--flush-interval", help="Seconds between flushes to disk; at most this much is lost on kill -9 [default: 2]"),
+    roll_interval: Optional[float] = typer.Option(None, "--roll-interval", help="Seconds before a file is published [default: 300]"),
+    roll_size: Optional[str] = typer.Option(None, "--roll-size", help="Publish a file at this size [default: 128MB]"),
+    max_pending: Optional[str] = typer.Option(None, "--max-pending", help="Memory for data waiting for the disk; beyond it new batches are dropped and counted [default: 256MB]"),
+    snapshot_interval: Optional[float] = typer.Option(None, "--snapshot-interval", help="Seconds between top-N book snapshots per book; 0 = none [default: 1]"),
+    snapshot_depth: Optional[int] = typer.Option(None, "--snapshot-depth", help="Levels per side in book snapshots [default: 20]"),
+    fsync: Optional[bool] = typer.Option(None, "--fsync/--no-fsync", help="fsync every flush (survives power loss; slower) [default: off]"),
+) -> None:
+    """Record streams to a Parquet dataset (+ raw frame archive) under --out."""
+    cfg = load_config(config) if config else {}
+    unknown = set(cfg) - _TOP_KEYS
+    rcfg = cfg.get("record", {}) or {}
+    unknown |= {f"record.{k}" for k in set(rcfg) - _RECORD_KEYS}
+    if unknown:
+        raise typer.BadParameter(f"config {config}: unknown keys {', '.join(sorted(unknown))}")
+
+    def pick(cli_value: Any, key: str, default: Any, section: dict | None = None) -> Any:
+        """The command line, else the config (top level or ``section``), else ``default``."""
+        if cli_value is not None:
+            return cli_value
+        src = cfg if section is None else section
+        return src.get(key, default)
+
+    all_specs = list(specs or []) + expand_streams(cfg.get("streams")) + expand_streams(cfg.get("specs"))
+    if not all_specs:
+        fail("no streams: give SPEC arguments or --config with `streams`", EXIT_SPEC)
+    kinds_v = pick(kinds, "kinds", None, rcfg)
+    if isinstance(kinds_v, str):
+        kinds_v = parse_list(kinds_v)
+    ropts: dict[str, Any] = dict(
+        raw=bool(pick(raw, "raw", True, rcfg)),
+        kinds=kinds_v,
+        flush_interval=float(pick(flush_interval, "flush_interval", 2.0, rcfg)),
+        roll_interval=float(pick(roll_interval, "roll_interval", 300.0, rcfg)),
+        roll_size=parse_size(pick(roll_size, "roll_size", "128MB", rcfg)),
+        max_pending_bytes=parse_size(pick(max_pending, "max_pending", "256MB", rcfg)),
+        book_snapshot_interval=float(pick(snapshot_interval, "book_snapshot_interval", 1.0, rcfg)),
+        book_snapshot_depth=int(pick(snapshot_depth, "book_snapshot_depth", 20, rcfg)),
+        fsync=bool(pick(fsync, "fsync", False, rcfg)),
+    )
+    if "compression_level" in rcfg:
+        ropts["compression_level"] = rcfg["compression_level"]
+    sim_opts: Any = False
+    if pick(sim, "sim", False):
+        sim_opts = {"faults": list(fault) or list(cfg.get("faults", [])), "seed": pick(seed, "seed", 0)}
+        so = {**(cfg.get("sim_options") or {}), **parse_venue_options(option)}
+        if so:
+            sim_opts["options"] = so
+    feed_opts = dict(endpoints={**(cfg.get("endpoints") or {}), **parse_kv(endpoint, "--endpoint")},
+                     network=pick(network, "network", "mainnet"), proxy=pick(proxy, "proxy", None),
+                     timers={**(cfg.get("timers") or {}), **parse_timers(timer)})
+    code = run_async(_record(all_specs, pick(out, "out", "./data"), ropts, sim_opts, feed_opts,
+                             pick(duration, "duration", None)))
+    raise typer.Exit(code)
+
+
+async def _record(specs: list[str], out_dir: str, ropts: dict, sim_opts: Any, feed_opts: dict,
+                  duration: float | None) -> int:
+    from tickwire import FeedError, SpecError, parse, stream
+    from tickwire.sinks.recorder import Recorder
+    from tickwire.sinks.writer import RecorderError
+
+    try:
+        for spec in specs:  # before the dataset directory is created
+            parse(spec)
+    except SpecError as e:
+        print_error(e)
+        return EXIT_SPEC
+    try:
+        rec = Recorder(out_dir, **ropts)
+    except RecorderError as e:
+        print_error(e)
+        return EXIT_DISK
+    if rec.recovered:
+        r = rec.recovered
+        typer.echo(f"recovered an interrupted recording: {r.parts} parquet parts ({r.rows:,} rows), "
+                   f"{r.raw_files} raw files", err=True)
+    stop = asyncio.Event()
+    code = 0
+    err: str | None = None
+    t0 = time.monotonic()
+    try:
+        with stop_on_signals(stop):
+            async with stream(*specs, sim=sim_opts, **feed_opts) as feed:
+                rec.attach(feed)
+                wd = asyncio.create_task(close_feed_when_done(feed, stop, t0 + duration if duration else None,
+                                                              lambda: rec.error is not None))
+                try:
+                    async for ev in feed:
+                        rec.add(ev)
+                finally:
+                    wd.cancel()
+    except RecorderError as e:
+        err, code = str(e), EXIT_DISK
+    except SpecError as e:
+        err, code = str(e), EXIT_SPEC
+    except FeedError as e:
+        err, code = str(e), EXIT_FEED
+    try:
+        rec.close()  # the feed is closed: blocking the loop while the last files publish is fine
+    except RecorderError as e:
+        if err is None:
+            err, code = str(e), EXIT_DISK
+    typer.echo(rec.summary_line() + f" ({time.monotonic() - t0:.1f} s)", err=True)
+    if err:
+        print_error(err)
+    return code
+
+
+def recover(data: str = typer.Argument("./data", help="Dataset directory")) -> None:
+    """Publish what a killed recorder left unpublished under DATA/_wal (every complete batch)."""
+    from tickwire.sinks.writer import recover as publish_wal
+
+    try:
+        rep = publish_wal(data)
+    except OSError as e:
+        fail(e, EXIT_DISK)
+    typer.echo(f"recovered {rep.parts} parquet parts ({rep.rows:,} rows) and {rep.raw_files} raw files; "
+               f"{rep.discarded} empty files removed; {rep.skipped_live} running recorders left alone")

@@ -1,0 +1,88 @@
+"""``tickwire tail``: normalized events as JSON lines on stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any, Optional
+
+import typer
+
+from tickwire.cli.common import (EXIT_FEED, EXIT_INTERRUPTED, EXIT_SPEC, parse_kv, parse_timers,
+                                 parse_venue_options, print_error, run_async)
+
+
+def tail(
+    specs: list[str] = typer.Argument(..., help="VENUE[.MARKET]:CHANNEL:SYMBOL, e.g. bybit.linear:orderbook.50:BTCUSDT"),
+    sim: bool = typer.Option(False, "--sim", help="Start a local simulator of the venues and read from it."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Exit after printing this many events."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Exit after this many seconds."),
+    endpoint: list[str] = typer.Option([], "--endpoint", help="VENUE=BASE_URL, e.g. bybit=ws://127.0.0.1:8765"),
+    network: str = typer.Option("mainnet", "--network", help="mainnet, testnet or demo"),
+    proxy: Optional[str] = typer.Option(None, "--proxy", help="HTTP or SOCKS proxy URL"),
+    status: bool = typer.Option(True, "--status/--no-status", help="Also print Connected/Gap/... events."),
+    fault: list[str] = typer.Option([], "--fault", help="With --sim: inject faults, e.g. drop-every=5s"),
+    timer: list[str] = typer.Option([], "--timer", help="VENUE.TIMER=SECONDS, e.g. bybit.ping_interval_s=5"),
+    seed: int = typer.Option(0, "--seed", help="With --sim: market seed"),
+    credentials: Optional[str] = typer.Option(None, "--credentials",
+                                              help="TOML/JSON file of API credentials per venue (else TICKWIRE_<VENUE>_* env)"),
+    venue_option: list[str] = typer.Option([], "--venue-option", help="VENUE.NAME=VALUE, e.g. okx.port=8443"),
+    sim_option: list[str] = typer.Option([], "--sim-option", help="With --sim: VENUE.NAME=VALUE simulator option"),
+) -> None:
+    """Print normalized events as JSON lines."""
+    from tickwire import FeedError, SpecError, stream, to_json
+
+    async def main() -> int:
+        sim_opts: Any = {"faults": list(fault), "seed": seed, "options": parse_venue_options(sim_option)} if sim else False
+        creds: dict[str, Any] = {}
+        if credentials:
+            from tickwire.credentials import load_file
+
+            creds = load_file(credentials)
+        printed = 0
+        out = sys.stdout.buffer
+        deadline = time.monotonic() + duration if duration else None
+        try:
+            async with stream(*specs, sim=sim_opts, endpoints=parse_kv(endpoint, "--endpoint"), network=network,
+                              proxy=proxy, timers=parse_timers(timer), credentials=creds,
+                              venue_options=parse_venue_options(venue_option)) as feed:
+                it = feed.__aiter__()
+                while True:
+                    if deadline is not None:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        try:
+                            ev = await asyncio.wait_for(it.__anext__(), left)
+                        except asyncio.TimeoutError:
+                            break
+                    else:
+                        ev = await it.__anext__()
+                    if not status and ev.is_status:
+                        continue
+                    out.write(to_json(ev) + b"\n")
+                    printed += 1
+                    if feed.pending() == 0:
+                        out.flush()
+                    if limit is not None and printed >= limit:
+                        break
+        except SpecError as e:
+            print_error(e)
+            return EXIT_SPEC
+        except FeedError as e:
+            out.flush()
+            print_error(e)
+            return EXIT_FEED
+        except StopAsyncIteration:
+            pass
+        out.flush()
+        return 0
+
+    try:
+        code = run_async(main())
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        code = 0
+    raise typer.Exit(code)
