@@ -152,3 +152,22 @@ def test_replay_command_serves_tail(recording):
     finally:
         p.terminate()
         p.wait(10)
+
+
+async def test_a_client_of_one_venue_ends_with_the_recording(recording):
+    """`tail` against `replay --close-at-end` used to run forever, and the replay only ended
+    once every recorded venue had been asked for: both end when the data ends."""
+    out, live = recording
+    okx_specs = [s for s in SPECS if s.startswith("okx")]
+    server = ReplayServer(out, speed=0, close_at_end=True)
+    async with server:
+        got = []
+        async with asyncio.timeout(20):
+            async with tickwire.stream(*okx_specs, endpoints=server.endpoints) as feed:
+                async for ev in feed:  # ends by itself: no close(), no timeout
+                    got.append(ev)
+            assert await server.wait_done(5)
+    data = [norm(to_dict(e)) for e in got if not e.is_status]
+    assert by_stream(data) == by_stream([d for d in live if d["venue"] == "okx"])
+    ends = [e for e in got if type(e).__name__ == "Disconnected"]
+    assert ends and all("end of recording" in e.reason and e.reconnect_in_s is None for e in ends)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tickwire.net")
 
 _time_ns = time.time_ns
+END_OF_RECORDING = "end of recording"  # the close reason of `tickwire replay --close-at-end` (code 1000)
 _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
 _CLOSE = WSMsgType.CLOSE
@@ -187,6 +188,7 @@ class ManagedConnection:
         self.reconnects = 0
         self.sockets = 0
         self.stopping = False
+        self.ended = False                      # a replay served this connection's recording to its end
         self.fatal: VenueError | None = None
         self.url = ""
         self._queue: deque[Send] = deque()  # paced REQUEST frames waiting
@@ -323,6 +325,15 @@ class ManagedConnection:
             reason = lst.dead_reason or (
                 f"closed by venue: {lst.close_code} {lst.close_reason}".strip() if lst.close_code
                 else "connection lost")
+            if lst.close_code == 1000 and lst.close_reason == END_OF_RECORDING:
+                # `tickwire replay --close-at-end` served this connection's recording to its end:
+                # the data is over, not the connection (reconnecting would replay nothing).
+                self.ended = True
+                events.append(self._status(Disconnected, reason="end of recording (tickwire replay)", code=1000))
+                feed.push(events)
+                self.transport = None
+                feed.connection_failed(self)
+                return
             fatal_close = self.venue.close_is_fatal(lst.close_code)
             if fatal_close and lst.fatal is None:
                 lst.fatal = session.error(lst.close_code, f"{self.venue.name} closed the connection: "

@@ -34,8 +34,8 @@ from tickwire.net import hot, queue
 from tickwire.net.connection import ManagedConnection, default_ssl_context
 from tickwire.net.ratelimit import Pacer
 from tickwire.net.tap import Tap, Taps
-from tickwire.subscription import SpecError, Subscription, parse_many
-from tickwire.venues import get_venue
+from tickwire.subscription import SpecError, Subscription
+from tickwire.venues import get_venue, parse_many
 from tickwire.venues.base import SessionOptions, Venue
 
 
@@ -235,8 +235,12 @@ class Feed:
 
     # -- the event stream -------------------------------------------------------------------
     def connection_failed(self, conn: ManagedConnection) -> None:
-        """A connection stopped for good (fatal venue error). If all did, end the feed."""
-        if all(c.fatal is not None for c in self.connections):
+        """A connection stopped for good (fatal venue error, or its replayed recording ended).
+        When all did, the feed ends: with a FeedError if any failed, else normally."""
+        if all(c.ended for c in self.connections):
+            self._queue.closed = True
+            self._wake()
+        elif all(c.fatal is not None or c.ended for c in self.connections):
             why = list(dict.fromkeys(f"{c.fatal.msg} (venue code {c.fatal.code})" for c in self.connections
                                      if c.fatal is not None))
             self._queue.error = FeedError(why[0] if len(why) == 1 else "every connection stopped: " + "; ".join(why))

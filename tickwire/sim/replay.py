@@ -18,7 +18,7 @@ at once with the venue's own minimal reply (Bybit ``{"success":true,"op":"subscr
 JSON pongs, OKX/OKX DEX one ``{"event":"subscribe","arg":...}`` per arg, ``{"event":"login",
 "code":"0"}`` and text ``pong``, BG Exchange ``{"event":"sub","code":200,"status":"OK",...}``);
 credentials are not checked. A recorded subscription (a spec of the ``C`` line) is matched to
-requests by its wire identity, as the client's spec parser (:func:`tickwire.subscription.parse`)
+requests by its wire identity, as the client's spec parser (:func:`tickwire.venues.parse`)
 gives it. When the client has subscribed every stream of a recorded
 session on that path (or ``match_wait_s`` after its first subscribe), the best-matching
 session (most streams in common; one not served yet first) is sent: its received frames in
@@ -243,7 +243,7 @@ def _session_path(venue: str, endpoint: str, url: str) -> str:
 def _keys_of(specs: Sequence[str]) -> frozenset[str]:
     """The wire identities of recorded specs, in the form the dialects give requests (see
     :class:`~tickwire.sim.framework.ReplayDialect`): the client's spec parser knows them."""
-    from tickwire.subscription import parse
+    from tickwire.venues import parse
 
     out = set()
     for spec in specs:
@@ -420,6 +420,7 @@ class _VenueReplay(VenueSim):
             conn.start_handle.cancel()
         if conn.task is not None:
             conn.task.cancel()
+        self.server._session_done()
 
     def on_text(self, conn: SimConnection, payload: bytes) -> None:
         assert isinstance(conn, _ReplayConn) and conn.dialect is not None
@@ -588,11 +589,19 @@ class ReplayServer(ServerGroup):
         return await super().start()
 
     def _session_done(self) -> None:
-        if self._done is not None and all(s.served for s in self.sessions):
+        """The data ends when every recorded session was served, or when some were served and
+        nothing is being served or connected any more (the clients took what they asked for:
+        a recording of four venues replayed to a client of one ends too)."""
+        if self._done is None or self._done.is_set():
+            return
+        if all(s.served for s in self.sessions):
+            self._done.set()
+        elif any(s.served for s in self.sessions) and not any(s.busy for s in self.sessions) and \
+                not any(v.connections for v in self.venues.values()):
             self._done.set()
 
     async def wait_done(self, timeout: float | None = None) -> bool:
-        """Wait until every recorded session was served to its end; False on timeout."""
+        """Wait until the data ends (see :meth:`_session_done`); False on timeout."""
         assert self._done is not None, "start() first"
         try:
             await asyncio.wait_for(self._done.wait(), timeout)
