@@ -94,7 +94,7 @@ def test_config_file_toml_and_json(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('streams = ["bybit.linear:publicTrade:BTCUSDT"]\nflush = 1\n')
     res = CliRunner().invoke(cli.app, ["record", "--config", str(bad), "--out", str(tmp_path / "x")])
-    assert res.exit_code == 2 and "unknown keys flush" in res.output
+    assert res.exit_code == 2 and "unknown key 'flush'" in res.output and "valid: " in res.output
     res = CliRunner().invoke(cli.app, ["record", "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "no streams" in res.output
     res = CliRunner().invoke(cli.app, ["record", "bybit.linear:nope:BTCUSDT", "--out", str(tmp_path / "x")])

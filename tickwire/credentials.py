@@ -13,11 +13,29 @@ import os
 from dataclasses import dataclass, field
 
 
+_SECRETS: set[str] = set()
+
+
+def known_secrets() -> frozenset[str]:
+    """Every secret and passphrase (and full API key) seen by this process: the log filter
+    (:mod:`tickwire.logs`) replaces them wherever they appear."""
+    return frozenset(_SECRETS)
+
+
+class CredentialsError(ValueError):
+    """A credentials file that is missing, unreadable or malformed (the message names it)."""
+
+
 @dataclass(frozen=True)
 class Credentials:
     api_key: str = field(repr=False)
     secret: str = field(repr=False)
     passphrase: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        for v in (self.api_key, self.secret, self.passphrase):
+            if v and len(v) >= 4:
+                _SECRETS.add(v)
 
     def __repr__(self) -> str:  # never show secrets, not even the key
         return f"Credentials(api_key={redact(self.api_key)}, secret=***, passphrase=***)"
@@ -28,6 +46,7 @@ class Credentials:
 # The key every simulator accepts (`tickwire sim`); used by `stream(sim=True)` when no
 # credentials are configured. Not a secret.
 SIM_TEST_KEY = Credentials(api_key="sim-key", secret="sim-secret", passphrase="sim-passphrase")
+_SECRETS.difference_update({"sim-key", "sim-secret", "sim-passphrase"})
 
 
 def redact(value: str) -> str:
@@ -45,17 +64,43 @@ def from_env(venue: str, environ: dict[str, str] | None = None) -> Credentials |
 
 
 def load_file(path: str) -> dict[str, Credentials]:
-    """Credentials per venue from a TOML or JSON file."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if path.endswith(".toml"):
-        import tomllib
+    """Credentials per venue from a TOML or JSON file; :class:`CredentialsError` names what is wrong
+    (never a value from the file)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise CredentialsError(f"cannot read credentials file {path}: {e.strerror or e}") from None
+    try:
+        if path.endswith(".toml"):
+            import tomllib
 
-        data = tomllib.loads(raw.decode())
-    else:
-        data = json.loads(raw)
-    return {venue: Credentials(api_key=v["api_key"], secret=v["secret"], passphrase=v.get("passphrase", ""))
-            for venue, v in data.items()}
+            data = tomllib.loads(raw.decode())
+        elif path.endswith(".json"):
+            data = json.loads(raw)
+        else:
+            try:
+                import tomllib
+
+                data = tomllib.loads(raw.decode())
+            except Exception:
+                data = json.loads(raw)
+    except Exception:
+        raise CredentialsError(f"credentials file {path} is neither valid TOML nor JSON; expected e.g. "
+                               '{"okx": {"api_key": "...", "secret": "...", "passphrase": "..."}}') from None
+    if not isinstance(data, dict):
+        raise CredentialsError(f"credentials file {path}: expected a table of venue -> credentials")
+    out: dict[str, Credentials] = {}
+    for venue, v in data.items():
+        if not isinstance(v, dict) or not isinstance(v.get("api_key"), str) or not isinstance(v.get("secret"), str):
+            raise CredentialsError(f"credentials file {path}: [{venue}] needs api_key and secret strings "
+                                   "(and passphrase for OKX / OKX DEX)")
+        extra = sorted(set(v) - {"api_key", "secret", "passphrase"})
+        if extra:
+            raise CredentialsError(f"credentials file {path}: [{venue}] has unknown keys {', '.join(extra)}; "
+                                   "valid: api_key, secret, passphrase")
+        out[venue] = Credentials(api_key=v["api_key"], secret=v["secret"], passphrase=str(v.get("passphrase", "")))
+    return out
 
 
 def resolve(venue: str, given: dict | None = None) -> Credentials | None:

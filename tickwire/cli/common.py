@@ -103,15 +103,54 @@ def parse_venue_options(items: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def parse_timers(items: list[str]) -> dict[str, dict[str, float]]:
-    """``bybit.ping_interval_s=5`` -> {"bybit": {"ping_interval_s": 5.0}}."""
-    out: dict[str, dict[str, float]] = {}
+def parse_timers(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``bybit.ping_interval_s=5`` -> {"bybit": {"ping_interval_s": "5"}} (the feed validates names and values)."""
+    out: dict[str, dict[str, Any]] = {}
     for k, v in parse_kv(items, "--timer").items():
         venue, dot, name = k.partition(".")
         if not dot:
             raise typer.BadParameter(f"--timer must look like VENUE.NAME=SECONDS, got {k}={v}")
-        out.setdefault(venue, {})[name] = float(v)
+        out.setdefault(venue, {})[name] = v
     return out
+
+
+def parse_network(text: str | None) -> str | dict[str, str]:
+    """``testnet`` (every venue) or ``bybit=testnet,okx=demo`` (per venue; others on mainnet)."""
+    if not text:
+        return "mainnet"
+    if "=" not in text:
+        return text.strip()
+    out: dict[str, str] = {}
+    for item in parse_list(text):
+        venue, sep, name = item.partition("=")
+        if not sep or not venue.strip() or not name.strip():
+            raise typer.BadParameter(f"--network must be NAME or VENUE=NAME,VENUE=NAME..., got {text!r}")
+        out[venue.strip()] = name.strip()
+    return out
+
+
+def network_help() -> str:
+    """Every network of every venue, for --help."""
+    from tickwire.venues import get_venue, venue_names
+
+    per = "; ".join(f"{v}: {', '.join(get_venue(v).networks)}" for v in venue_names())
+    return f"NAME for every venue, or VENUE=NAME,... per venue (others on mainnet). Networks: {per}"
+
+
+def check_run_limits(limit: int | None = None, duration: float | None = None) -> None:
+    if limit is not None and limit < 1:
+        raise typer.BadParameter(f"--limit must be at least 1, got {limit}")
+    if duration is not None and duration <= 0:
+        raise typer.BadParameter(f"--duration must be more than 0 seconds, got {duration:g}")
+
+
+def load_credentials(path: str | None) -> dict[str, Any]:
+    """``--credentials FILE`` -> credentials per venue (a bad file is a one-line error, exit 2)."""
+    if not path:
+        return {}
+    from tickwire.credentials import load_file
+
+    return load_file(path)
 
 
 _SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1024**2, "MB": 1024**2, "MIB": 1024**2,

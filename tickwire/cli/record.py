@@ -9,14 +9,15 @@ from typing import Any, Optional
 
 import typer
 
-from tickwire.cli.common import (EXIT_DISK, EXIT_FEED, EXIT_SPEC, close_feed_when_done, expand_streams, fail,
-                                 load_config, parse_kv, parse_list, parse_size, parse_timers, parse_venue_options,
+from tickwire.cli.common import (EXIT_DISK, EXIT_FEED, EXIT_SPEC, check_run_limits, close_feed_when_done,
+                                 expand_streams, fail, load_config, load_credentials, network_help, parse_kv,
+                                 parse_list, parse_network, parse_size, parse_timers, parse_venue_options,
                                  print_error, run_async, stop_on_signals)
 
 _RECORD_KEYS = {"flush_interval", "roll_interval", "roll_size", "max_pending", "raw", "kinds", "fsync",
                 "book_snapshot_interval", "book_snapshot_depth", "compression_level"}
 _TOP_KEYS = {"out", "streams", "specs", "sim", "seed", "faults", "duration", "network", "proxy", "endpoints",
-             "timers", "record", "sim_options"}
+             "timers", "record", "sim_options", "credentials", "venue_options", "max_retries", "give_up_after"}
 
 
 def record(
@@ -26,9 +27,18 @@ def record(
     sim: Optional[bool] = typer.Option(None, "--sim/--no-sim", help="Record from a local simulator."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
     endpoint: list[str] = typer.Option([], "--endpoint", help="VENUE=BASE_URL, e.g. bybit=ws://127.0.0.1:8765"),
-    network: Optional[str] = typer.Option(None, "--network", help="mainnet, testnet or demo"),
+    network: Optional[str] = typer.Option(None, "--network", help=network_help()),
     proxy: Optional[str] = typer.Option(None, "--proxy", help="HTTP or SOCKS proxy URL"),
     timer: list[str] = typer.Option([], "--timer", help="VENUE.TIMER=SECONDS"),
+    credentials: Optional[str] = typer.Option(None, "--credentials",
+                                              help="TOML/JSON file of API credentials per venue (else TICKWIRE_<VENUE>_* env)"),
+    venue_option: list[str] = typer.Option([], "--venue-option", help="VENUE.NAME=VALUE, e.g. okx.port=8443"),
+    max_retries: Optional[int] = typer.Option(None, "--max-retries",
+                                              help="Give up a connection after this many failed attempts in a row "
+                                                   "(exit 3) [default: retry forever]"),
+    give_up_after: Optional[float] = typer.Option(None, "--give-up-after",
+                                                  help="Give up a connection after this many seconds without "
+                                                       "serving (exit 3) [default: never]"),
     fault: list[str] = typer.Option([], "--fault", help="With --sim: inject faults, e.g. drop-every=5s"),
     option: list[str] = typer.Option([], "--option", help="With --sim: VENUE.NAME=VALUE, e.g. bybit.speed=10"),
     seed: Optional[int] = typer.Option(None, "--seed", help="With --sim: market seed"),
@@ -44,11 +54,15 @@ def record(
 ) -> None:
     """Record streams to a Parquet dataset (+ raw frame archive) under --out."""
     cfg = load_config(config) if config else {}
-    unknown = set(cfg) - _TOP_KEYS
+    from tickwire.options import did_you_mean
+
     rcfg = cfg.get("record", {}) or {}
-    unknown |= {f"record.{k}" for k in set(rcfg) - _RECORD_KEYS}
-    if unknown:
-        raise typer.BadParameter(f"config {config}: unknown keys {', '.join(sorted(unknown))}")
+    for key in sorted(set(cfg) - _TOP_KEYS):
+        raise typer.BadParameter(f"config {config}: unknown key {key!r}{did_you_mean(key, _TOP_KEYS)}; "
+                                 f"valid: {', '.join(sorted(_TOP_KEYS))}")
+    for key in sorted(set(rcfg) - _RECORD_KEYS):
+        raise typer.BadParameter(f"config {config}: unknown key record.{key}{did_you_mean(key, _RECORD_KEYS)}; "
+                                 f"valid in [record]: {', '.join(sorted(_RECORD_KEYS))}")
 
     def pick(cli_value: Any, key: str, default: Any, section: dict | None = None) -> Any:
         """The command line, else the config (top level or ``section``), else ``default``."""
@@ -82,12 +96,26 @@ def record(
         so = {**(cfg.get("sim_options") or {}), **parse_venue_options(option)}
         if so:
             sim_opts["options"] = so
+    net = pick(network, "network", "mainnet")
+    run_s = pick(duration, "duration", None)
+    check_run_limits(duration=run_s)
     feed_opts = dict(endpoints={**(cfg.get("endpoints") or {}), **parse_kv(endpoint, "--endpoint")},
-                     network=pick(network, "network", "mainnet"), proxy=pick(proxy, "proxy", None),
-                     timers={**(cfg.get("timers") or {}), **parse_timers(timer)})
-    code = run_async(_record(all_specs, pick(out, "out", "./data"), ropts, sim_opts, feed_opts,
-                             pick(duration, "duration", None)))
+                     network=parse_network(net) if isinstance(net, str) else net, proxy=pick(proxy, "proxy", None),
+                     timers=_merge(cfg.get("timers"), parse_timers(timer)),
+                     venue_options=_merge(cfg.get("venue_options"), parse_venue_options(venue_option)),
+                     credentials=load_credentials(pick(credentials, "credentials", None)),
+                     max_retries=pick(max_retries, "max_retries", None),
+                     give_up_after_s=pick(give_up_after, "give_up_after", None))
+    code = run_async(_record(all_specs, pick(out, "out", "./data"), ropts, sim_opts, feed_opts, run_s))
     raise typer.Exit(code)
+
+
+def _merge(cfg: dict | None, cli: dict[str, dict]) -> dict[str, dict]:
+    """Per-venue tables: the command line's keys override the config's, key by key."""
+    out = {v: dict(t) for v, t in (cfg or {}).items()}
+    for v, t in cli.items():
+        out.setdefault(v, {}).update(t)
+    return out
 
 
 async def _record(specs: list[str], out_dir: str, ropts: dict, sim_opts: Any, feed_opts: dict,
@@ -96,9 +124,14 @@ async def _record(specs: list[str], out_dir: str, ropts: dict, sim_opts: Any, fe
     from tickwire.sinks.recorder import Recorder
     from tickwire.sinks.writer import RecorderError
 
-    try:
-        for spec in specs:  # before the dataset directory is created
-            parse(spec)
+    from tickwire.net.feed import FeedOptions, validate
+
+    try:  # everything checked before the dataset directory is created
+        subs = [parse(spec) for spec in specs]
+        opts = FeedOptions(**feed_opts)
+        if sim_opts:  # the simulator's endpoints are set when it starts
+            opts.endpoints = {**{s.venue: "ws://127.0.0.1" for s in subs}, **opts.endpoints}
+        validate(opts, subs)
     except SpecError as e:
         print_error(e)
         return EXIT_SPEC

@@ -9,8 +9,9 @@ from typing import Any, Optional
 
 import typer
 
-from tickwire.cli.common import (EXIT_FEED, EXIT_INTERRUPTED, EXIT_SPEC, parse_kv, parse_timers,
-                                 parse_venue_options, print_error, run_async)
+from tickwire.cli.common import (EXIT_FEED, EXIT_INTERRUPTED, EXIT_SPEC, check_run_limits, load_credentials,
+                                 network_help, parse_kv, parse_network, parse_timers, parse_venue_options,
+                                 print_error, run_async)
 
 
 def tail(
@@ -19,7 +20,7 @@ def tail(
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Exit after printing this many events."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Exit after this many seconds."),
     endpoint: list[str] = typer.Option([], "--endpoint", help="VENUE=BASE_URL, e.g. bybit=ws://127.0.0.1:8765"),
-    network: str = typer.Option("mainnet", "--network", help="mainnet, testnet or demo"),
+    network: str = typer.Option("mainnet", "--network", help=network_help()),
     proxy: Optional[str] = typer.Option(None, "--proxy", help="HTTP or SOCKS proxy URL"),
     status: bool = typer.Option(True, "--status/--no-status", help="Also print Connected/Gap/... events."),
     fault: list[str] = typer.Option([], "--fault", help="With --sim: inject faults, e.g. drop-every=5s"),
@@ -29,24 +30,30 @@ def tail(
                                               help="TOML/JSON file of API credentials per venue (else TICKWIRE_<VENUE>_* env)"),
     venue_option: list[str] = typer.Option([], "--venue-option", help="VENUE.NAME=VALUE, e.g. okx.port=8443"),
     sim_option: list[str] = typer.Option([], "--sim-option", help="With --sim: VENUE.NAME=VALUE simulator option"),
+    max_retries: Optional[int] = typer.Option(None, "--max-retries",
+                                              help="Give up a connection after this many failed attempts in a row "
+                                                   "(exit 3) [default: retry forever]"),
+    give_up_after: Optional[float] = typer.Option(None, "--give-up-after",
+                                                  help="Give up a connection after this many seconds without "
+                                                       "serving (exit 3) [default: never]"),
 ) -> None:
     """Print normalized events as JSON lines."""
     from tickwire import FeedError, SpecError, stream, to_json
 
+    check_run_limits(limit, duration)
+    creds = load_credentials(credentials)
+    net = parse_network(network)
+
     async def main() -> int:
         sim_opts: Any = {"faults": list(fault), "seed": seed, "options": parse_venue_options(sim_option)} if sim else False
-        creds: dict[str, Any] = {}
-        if credentials:
-            from tickwire.credentials import load_file
-
-            creds = load_file(credentials)
         printed = 0
         out = sys.stdout.buffer
         deadline = time.monotonic() + duration if duration else None
         try:
-            async with stream(*specs, sim=sim_opts, endpoints=parse_kv(endpoint, "--endpoint"), network=network,
+            async with stream(*specs, sim=sim_opts, endpoints=parse_kv(endpoint, "--endpoint"), network=net,
                               proxy=proxy, timers=parse_timers(timer), credentials=creds,
-                              venue_options=parse_venue_options(venue_option)) as feed:
+                              venue_options=parse_venue_options(venue_option), max_retries=max_retries,
+                              give_up_after_s=give_up_after) as feed:
                 it = feed.__aiter__()
                 while True:
                     if deadline is not None:

@@ -239,7 +239,17 @@ class ManagedConnection:
         return s.rtt_ns / 1e6 if s is not None and s.rtt_ns is not None else None
 
     def _status(self, cls: type[Event], **kw: Any) -> Event:
-        return cls(venue=self.venue.name, recv_ns=time.time_ns(), conn=self.name, **kw)
+        """A connection status event, also logged as one line (the CLI shows them on stderr)."""
+        ev = cls(venue=self.venue.name, recv_ns=time.time_ns(), conn=self.name, **kw)
+        extra = {"venue": self.venue.name, "conn": self.name, "event": cls.__name__.lower()}
+        if cls is Connected:
+            log.info("%s connected to %s", self.name, kw.get("url", ""), extra={**extra, "url": kw.get("url", "")})
+        elif cls is Disconnected:
+            again = kw.get("reconnect_in_s")
+            tail = f"; next attempt in {again:g} s" if again is not None else ""
+            log.info("%s disconnected: %s%s", self.name, kw.get("reason", ""), tail,
+                     extra={**extra, "reason": kw.get("reason", ""), "code": kw.get("code"), "reconnect_in_s": again})
+        return ev
 
     async def _open(self, session: Session, push: Callable[[list[Event]], None],
                     replaces: str = "") -> tuple[WSTransport, _Listener]:
@@ -250,6 +260,9 @@ class ManagedConnection:
                                           feed.options.venue_options.get(self.venue.name, {}))
         await feed.connect_limiter(self.venue, self.url).acquire()
         self.sockets += 1
+        log.info("%s connecting to %s", self.name, self.url,
+                 extra={"venue": self.venue.name, "conn": self.name, "event": "connecting", "url": self.url,
+                        "attempt": self.sockets})
         sock = SocketInfo(id=f"{self.name}.{self.sockets}", conn=self.name, venue=self.venue.name,
                           endpoint=self.endpoint, url=self.url, streams=tuple(s.spec for s in self.subs.values()),
                           opened_ns=0, replaces=replaces)
