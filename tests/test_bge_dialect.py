@@ -16,8 +16,8 @@ from tickwire.credentials import Credentials
 from tickwire.decode import decode_lines, frame_of_line
 from tickwire.model import (Balance, BookUpdate, Candle, Gap, Order, Resynced, Ticker, Trade, VenueError,
                             to_json)
-from tickwire.subscription import SpecError, parse
-from tickwire.venues import get_venue
+from tickwire.subscription import SpecError
+from tickwire.venues import get_venue, parse
 from tickwire.venues.base import CONTROL, REQUEST, SessionOptions
 
 from .conftest import recorded

@@ -9,8 +9,8 @@ import pytest
 
 from tickwire.decode import decode_lines
 from tickwire.model import BookUpdate, Candle, Gap, Liquidation, Resynced, Ticker, Trade, VenueError
-from tickwire.subscription import SpecError, parse
-from tickwire.venues import get_venue
+from tickwire.subscription import SpecError
+from tickwire.venues import get_venue, parse
 from tickwire.venues.base import SessionOptions
 
 from .conftest import recorded

@@ -13,8 +13,8 @@ import pytest
 from tickwire.credentials import Credentials
 from tickwire.decode import decode_lines
 from tickwire.model import BookUpdate, Candle, ConnCount, Gap, Notice, Resynced, Ticker, Trade, VenueError
-from tickwire.subscription import SpecError, parse
-from tickwire.venues import get_venue
+from tickwire.subscription import SpecError
+from tickwire.venues import get_venue, parse
 from tickwire.venues.base import SessionOptions
 from tickwire.venues.okx import checksum, sign
 

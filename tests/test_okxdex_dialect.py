@@ -10,8 +10,8 @@ import pytest
 from tickwire.credentials import Credentials
 from tickwire.decode import decode_lines
 from tickwire.model import ConnCount, DexCandle, DexPrice, DexSignal, DexTrade, Notice, VenueError
-from tickwire.subscription import SpecError, parse
-from tickwire.venues import get_venue
+from tickwire.subscription import SpecError
+from tickwire.venues import get_venue, parse
 from tickwire.venues.base import SessionOptions
 from tickwire.venues.okx import sign
 

@@ -12,7 +12,8 @@ from tickwire.model import (
     Order, Overflow, Position, Resynced, Ticker, Trade, VenueError, to_dict, to_json,
 )
 from tickwire.net import Feed, FeedError, FeedOptions, stream
-from tickwire.subscription import SpecError, Subscription, parse
+from tickwire.subscription import SpecError, Subscription
+from tickwire.venues import parse
 
 __version__ = "0.1.0"
 

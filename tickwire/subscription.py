@@ -3,7 +3,7 @@
 The venue's native channel names are accepted as they are (``orderbook.50``,
 ``publicTrade``, ``books``, ``candle1m``...) and so are normalized aliases (``book``,
 ``trades``, ``ticker``, ``candles.1m``, ``liquidations``, ``funding``...). The venue
-module decides what is valid; this module only splits the text and dispatches.
+decides what is valid: :func:`tickwire.venues.parse` splits the text here and asks it.
 """
 
 from __future__ import annotations
@@ -47,28 +47,3 @@ def split_spec(spec: str) -> tuple[str, str, str, str]:
     venue_part, channel, symbol = parts
     venue, _, market = venue_part.partition(".")
     return venue.lower(), market.lower(), channel, symbol
-
-
-def parse(spec: str) -> Subscription:
-    """Parse and validate one spec against its venue's rules."""
-    from tickwire.venues import get_venue, venue_names
-
-    venue, market, channel, symbol = split_spec(spec)
-    try:
-        dialect = get_venue(venue)
-    except KeyError:
-        raise SpecError(f"bad subscription {spec!r}: unknown venue {venue!r}; known venues: "
-                        f"{', '.join(venue_names())}") from None
-    return dialect.parse(market, channel, symbol, spec)
-
-
-def parse_many(specs: list[str] | tuple[str, ...]) -> list[Subscription]:
-    """Parse specs, dropping exact duplicates (same canonical spec) but keeping order."""
-    seen: set[str] = set()
-    out: list[Subscription] = []
-    for s in specs:
-        sub = s if isinstance(s, Subscription) else parse(s)
-        if sub.spec not in seen:
-            seen.add(sub.spec)
-            out.append(sub)
-    return out

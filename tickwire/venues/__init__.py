@@ -1,10 +1,13 @@
-"""Venue dialects (sans-I/O). Each venue's protocol knowledge lives in one module here."""
+"""Venue dialects (sans-I/O). Each venue's protocol knowledge lives in one module here;
+:func:`parse` resolves a spec through the venue it names."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+from typing import Sequence
 
+from tickwire.subscription import SpecError, Subscription, split_spec
 from tickwire.venues.base import Venue
 
 # venue name -> "module:Class"; modules are imported on first use.
@@ -33,3 +36,26 @@ def get_venue(name: str) -> Venue:
         mod, _, cls = _REGISTRY[name].partition(":")
         v = _INSTANCES[name] = getattr(importlib.import_module(mod), cls)()
     return v
+
+
+def parse(spec: str) -> Subscription:
+    """Parse and validate one spec (``VENUE[.MARKET]:CHANNEL:SYMBOL``) against its venue's rules."""
+    venue, market, channel, symbol = split_spec(spec)
+    try:
+        dialect = get_venue(venue)
+    except KeyError:
+        raise SpecError(f"bad subscription {spec!r}: unknown venue {venue!r}; known venues: "
+                        f"{', '.join(venue_names())}") from None
+    return dialect.parse(market, channel, symbol, spec)
+
+
+def parse_many(specs: Sequence[str | Subscription]) -> list[Subscription]:
+    """Parse specs, dropping exact duplicates (same canonical spec) but keeping order."""
+    seen: set[str] = set()
+    out: list[Subscription] = []
+    for s in specs:
+        sub = s if isinstance(s, Subscription) else parse(s)
+        if sub.spec not in seen:
+            seen.add(sub.spec)
+            out.append(sub)
+    return out
