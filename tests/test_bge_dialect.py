@@ -333,7 +333,7 @@ def expected_sign(secret: str, ts: int) -> str:
 
 
 def test_login_signature_matches_an_independent_hmac_and_the_documented_vector():
-    from tickwire.venues.bge import sign
+    from tickwire.venues.bge.session import sign
 
     assert sign("test_secret", 1690364037503) == "ZNk8pY6LMZSCYXA8KZ63PnmokszyLiRFHI8jCrrma3g="
     s = session(["bge:orders:all", "bge:assets:ETH_USDT"], endpoint="private",

@@ -13,7 +13,7 @@ from tickwire.model import ConnCount, DexCandle, DexPrice, DexSignal, DexTrade, 
 from tickwire.subscription import SpecError
 from tickwire.venues import get_venue, parse
 from tickwire.venues.base import SessionOptions
-from tickwire.venues.okx import sign
+from tickwire.venues.okx_gateway import sign
 
 from .conftest import recorded
 from .contract import sends

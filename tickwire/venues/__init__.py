@@ -1,5 +1,10 @@
-"""Venue dialects (sans-I/O). Each venue's protocol knowledge lives in one module here;
-:func:`parse` resolves a spec through the venue it names."""
+"""Venue dialects (sans-I/O): one package per venue, and the registry of them.
+
+Each venue's protocol knowledge lives in its own package (``bybit``, ``okx``, ``okxdex``,
+``bge``); what every venue shares is here: the session contract (:mod:`.base`), the
+subscription lifecycle (:mod:`.ledger`) and the OKX v5 gateway both OKX venues speak
+(:mod:`.okx_gateway`). :func:`parse` resolves a spec through the venue it names.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Sequence
 from tickwire.subscription import SpecError, Subscription, split_spec
 from tickwire.venues.base import Venue
 
-# venue name -> "module:Class"; modules are imported on first use.
+# venue name -> "package:Class"; packages are imported on first use.
 _REGISTRY: dict[str, str] = {
     "bybit": "tickwire.venues.bybit:Bybit",
     "okx": "tickwire.venues.okx:OKX",
@@ -25,7 +30,7 @@ def register(name: str, target: str) -> None:
 
 
 def venue_names() -> list[str]:
-    """Venues whose dialect module is present."""
+    """Venues whose dialect package is present."""
     return sorted(n for n, t in _REGISTRY.items() if importlib.util.find_spec(t.partition(":")[0]) is not None)
 
 

@@ -1,4 +1,4 @@
-"""Sans-I/O dialect base: what every venue module implements, and what the engine calls.
+"""Sans-I/O dialect base: what every venue package implements, and what the engine calls.
 
 A :class:`Venue` is venue-wide knowledge (endpoints, spec validation, limits, how to
 spread subscriptions over connections). A :class:`Session` is the protocol state of one
@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable, NamedTuple, Sequence
 from tickwire.book import Book
 from tickwire.model import BookUpdate, Event, Gap, Resynced, VenueError
 from tickwire.subscription import SpecError, Subscription
+from tickwire.venues.ledger import FINAL, Ledger
 
 # Send priorities. The engine sends CONTROL frames (heartbeats) at once, ahead of any
 # queued REQUEST (subscribe/unsubscribe/login), and paces REQUESTs under the venue's limits.
@@ -96,9 +97,8 @@ class Timers:
     ping_when_idle: bool = False       # True: ping only after ping_interval_s without a frame (OKX)
     pong_timeout_s: float = 10.0       # no pong (or any frame) this long after a ping: dead
     stale_s: float | None = None       # no frame at all for this long: dead (None: derived)
-    login_timeout_s: float = 10.0
-    subscribe_timeout_s: float = 10.0  # an unanswered subscribe is reported (not fatal)
-    resync_min_interval_s: float = 1.0  # at most one resync per topic this often (doubles up to 30 s)
+    login_timeout_s: float = 10.0      # no login reply this long after the login request: dead
+    resync_min_interval_s: float = 1.0  # resyncs and retries of one topic: this often at most, doubling up to 30 s
     notice_lead_s: float = 30.0        # OKX-style upgrade notices: how long until the close
     stream_silence_s: float = 10.0     # a regularly pushed book silent this long is resubscribed
 
@@ -219,9 +219,15 @@ class Session:
     The engine calls :meth:`start` once connected, :meth:`on_frame` for each frame,
     :meth:`on_timer` about every 100 ms, and :meth:`on_close` when the socket ends; after
     each call it takes what :meth:`drain` returns (see the module docstring).
+
+    The subscription lifecycle (requests, acks, refusals, retries, resyncs) is the
+    :class:`~tickwire.venues.ledger.Ledger`'s (``self.ledger``); a subclass declares what its
+    venue does differently: :attr:`args_per_request`, :meth:`request_frame`, :meth:`refusal`,
+    and, where the venue wants a login first, :meth:`needs_login` and :meth:`login`.
     """
 
     venue: Venue
+    args_per_request = 1                               # topics per subscribe/unsubscribe request
 
     def __init__(self, venue: Venue, endpoint: str, conn: str, options: SessionOptions) -> None:
         self.venue = venue
@@ -234,11 +240,14 @@ class Session:
         self.outbox: list[Any] = []
         self.streams: dict[str, StreamState] = {}     # topic -> state
         self.accept_any = options.accept_any
+        self.ledger = Ledger(self)
         self.last_rx_ns = 0
         self.ping_sent_ns = 0
         self.pong_pending = False
         self.client_pings = True                       # False where the server pings us (BGE)
         self.started_ns = 0
+        self.login_sent_ns = 0                         # when the login request went out (0: none)
+        self.logged_in = False
         self.rtt_ns: int | None = None
         self.closing = False                           # Close or Fatal was asked for
         self.failed: VenueError | None = None          # the Fatal error, once asked for
@@ -291,16 +300,49 @@ class Session:
         """Last sequence applied to each intact book, by stream spec (failover joins on it)."""
         return {st.sub.spec: st.last_seq for st in self.streams.values() if st.book is not None and st.synced}
 
+    # -- what a venue declares -------------------------------------------------------------
+    def request_frame(self, op: str, subs: Sequence[Subscription], req_id: str) -> bytes:
+        """The frame asking the venue to ``op`` (ledger.SUBSCRIBE or UNSUBSCRIBE) these streams;
+        ``req_id`` is the ledger's id of the request (sent where the venue echoes one)."""
+        raise NotImplementedError
+
+    def refusal(self, code: Any, msg: str) -> str:
+        """What a refusal with this code and text means: ledger.FINAL (the default), TRANSIENT,
+        HARMLESS or REPORT (see :mod:`tickwire.venues.ledger`)."""
+        return FINAL
+
+    def needs_login(self) -> bool:
+        """Whether this connection logs in before it subscribes."""
+        return False
+
+    def login(self, now_ns: int) -> None:
+        """Queue the login request (or fail); on the venue's yes, set ``logged_in`` and open the ledger."""
+        raise NotImplementedError
+
     # -- inputs ----------------------------------------------------------------------------
     def on_traffic(self, recv_ns: int) -> None:
         """A WebSocket-level frame (ping, pong, close) arrived: the connection is alive."""
         self.last_rx_ns = recv_ns
 
     def start(self, now_ns: int) -> None:
-        """Queue the first frames (login or subscribe)."""
+        """Queue the first frames: the login, or the subscriptions."""
+        self.started_ns = now_ns
+        if self.needs_login():
+            self.login(now_ns)
+        else:
+            self.ledger.open()
 
     def add(self, subs: Iterable[Subscription]) -> None:
-        """Subscribe more streams on this connection."""
+        """Subscribe more streams on this connection (once it is open for requests)."""
+        new = self.track(subs)
+        if new:
+            self.ledger.subscribe([st.sub for st in new])
+
+    def remove(self, subs: Iterable[Subscription]) -> None:
+        """Unsubscribe streams on this connection; their late data is ignored."""
+        gone = [st.sub for st in (self.streams.pop(s.topic, None) for s in subs) if st is not None]
+        if gone:
+            self.ledger.unsubscribe(gone)
 
     def track(self, subs: Iterable[Subscription]) -> list[StreamState]:
         """Create the state of streams not yet on this connection; returns the new ones."""
@@ -317,9 +359,6 @@ class Session:
         """Whether the venue promises updates on this stream even when nothing changes."""
         return False
 
-    def remove(self, subs: Iterable[Subscription]) -> None:
-        """Unsubscribe streams on this connection."""
-
     def on_frame(self, payload: bytes | memoryview, binary: bool, recv_ns: int) -> list[Event]:
         raise NotImplementedError
 
@@ -332,10 +371,13 @@ class Session:
                 mine.gap_reported = True
 
     def on_timer(self, now_ns: int) -> None:
-        """Heartbeats, liveness and due resyncs. Sets :attr:`dead_reason` when dead."""
+        """Login deadline, heartbeats, liveness, silent streams and due resyncs."""
+        t = self.timers
+        if self.login_sent_ns and not self.logged_in and now_ns - self.login_sent_ns > t.login_timeout_s * 1e9:
+            self.close(f"no login reply within {t.login_timeout_s:g}s")
         self.check_heartbeat(now_ns)
         self.check_silence(now_ns)
-        self.run_due_resyncs(now_ns)
+        self.ledger.run_due(now_ns)
 
     def check_silence(self, now_ns: int) -> None:
         """A book whose venue promises regular pushes (Bybit level 1 every 3 s, OKX keepalives,
@@ -401,35 +443,14 @@ class Session:
 
     def break_book(self, st: StreamState, recv_ns: int, reason: str, expected: int | None,
                    received: int | None, out: list[Event]) -> None:
-        """Mark the book invalid, report the Gap once, and schedule a rate-limited resync."""
+        """Mark the book invalid, report the Gap once, and have the ledger resync the stream."""
         if st.book is not None:
             st.book.invalidate()
         st.synced = False
         if not st.gap_reported:
             st.gap_reported = True
             out.append(self.gap(st, recv_ns, reason, expected, received))
-        if not st.resync_due_ns:
-            # Rate limit per topic: the first resync goes out at once; if the stream keeps
-            # breaking, the next ones wait 1 s, 2 s, 4 s ... 30 s after the previous one, so
-            # a broken stream can never cause a request storm. A minute of health resets it.
-            if recv_ns - st.last_resync_ns > 60e9:
-                st.resync_backoff_s = 0.0
-            backoff = st.resync_backoff_s
-            st.resync_due_ns = max(recv_ns, st.last_resync_ns + int(backoff * 1e9))
-            st.resync_backoff_s = min(30.0, max(self.timers.resync_min_interval_s, backoff * 2))
-
-    def run_due_resyncs(self, now_ns: int) -> None:
-        due = [st for st in self.streams.values() if st.resync_due_ns and st.resync_due_ns <= now_ns]
-        if due:
-            for st in due:
-                st.resync_due_ns = 0
-                st.last_resync_ns = now_ns
-                st.resyncs += 1
-            self.resync([st.sub for st in due])
-
-    def resync(self, subs: list[Subscription]) -> None:
-        """Re-request fresh snapshots for these topics only (venue-specific)."""
-        raise NotImplementedError
+        self.ledger.resync_later(st, recv_ns)
 
     def on_rest_snapshot(self, topic: str, body: Any, recv_ns: int, error: str = "") -> list[Event]:
         """The decoded REST reply (or None and the error) to a :class:`FetchSnapshot`."""
