@@ -70,6 +70,61 @@ async def close_feed_when_done(feed: Any, stop: asyncio.Event, deadline: float |
     await feed.close()
 
 
+class ProgressLine:
+    """One self-overwriting status line on stderr while a long command runs, only when stderr
+    is a terminal (quiet when piped or in CI). ``text()`` gives the line; call :meth:`tick`
+    from a loop (sync) or use ``async with`` (refreshes every ``every_s``)."""
+
+    def __init__(self, text: Callable[[], str], every_s: float = 0.5, stream: Any = None) -> None:
+        import sys
+
+        self.text = text
+        self.every_s = every_s
+        self.stream = stream or sys.stderr
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.t0 = time.monotonic()
+        self._next = 0.0
+        self._task: Any = None
+        self._shown = False
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def tick(self, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if force or now >= self._next:
+            self._next = now + self.every_s
+            self.stream.write("\r\x1b[2K" + self.text())
+            self.stream.flush()
+            self._shown = True
+
+    def done(self) -> None:
+        if self.enabled and self._shown:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+
+    async def _loop(self) -> None:
+        while True:
+            self.tick(force=True)
+            await asyncio.sleep(self.every_s)
+
+    async def __aenter__(self) -> "ProgressLine":
+        if self.enabled:
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self.done()
+
+
+def human_rate(n: float, seconds: float) -> str:
+    return f"{n / seconds:,.0f}/s" if seconds > 0 else "-"
+
+
 def parse_list(text: str | None) -> list[str]:
     """``"a, b,"`` -> ``["a", "b"]``; None -> []."""
     return [v.strip() for v in text.split(",") if v.strip()] if text else []

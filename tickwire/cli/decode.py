@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from tickwire.cli.common import EXIT_DISK, EXIT_SPEC, fail
+from tickwire.cli.common import EXIT_DISK, EXIT_SPEC, ProgressLine, fail, human_rate
 
 
 def decode(
@@ -40,7 +40,15 @@ def decode(
 
             try:
                 rec = Recorder(out, raw=False, backlog="block", roll_interval=1e9)
-                rec.add_many(events)
+                n = 0
+                bar = ProgressLine(lambda: f"decode: {n:,} events ({human_rate(n, bar.elapsed())}), "
+                                           f"{bar.elapsed():.0f} s")
+                for ev in events:
+                    rec.add(ev)
+                    n += 1
+                    if not n & 4095:
+                        bar.tick()
+                bar.done()
                 rec.close()
             except RecorderError as e:
                 fail(e, EXIT_DISK)

@@ -108,7 +108,7 @@ async def run_demo(duration: float | None = 20.0, out: str = "./data", venues: S
 
     from tickwire import FeedError, stream
     from tickwire.sim import Simulator
-    from tickwire.sinks.dashboard import Dashboard
+    from tickwire.sinks.dashboard import Dashboard, LiveView
     from tickwire.sinks.recorder import Recorder
     from tickwire.sinks.writer import RecorderError
 
@@ -156,38 +156,15 @@ async def run_demo(duration: float | None = 20.0, out: str = "./data", venues: S
                     el = time.monotonic() - t0
                     return f"{el:4.1f} s of {until}  |  {board.events:,} events recorded  |  Ctrl-C stops"
 
-                async def refresher(live: Any) -> None:
-                    next_line = time.monotonic() + summary_every_s
-                    while True:
-                        await asyncio.sleep(0.25)
-                        board.sample()
-                        if live is not None:
-                            live.update(board.table(caption(), con.width), refresh=True)
-                        elif time.monotonic() >= next_line:
-                            next_line += summary_every_s
-                            print(board.line(), flush=True)
-
                 wd = asyncio.create_task(close_feed_when_done(feed, stop, t0 + duration if duration else None,
                                                               lambda: rec.error is not None))
-                live_cm: Any = None
-                if live_table:
-                    from rich.live import Live
-
-                    live_cm = Live(board.table(caption(), con.width), console=con, auto_refresh=False,
-                                   transient=False, vertical_overflow="visible")
-                    live_cm.__enter__()
-                rf = asyncio.create_task(refresher(live_cm))
                 try:
-                    async for ev in feed:
-                        rec.add(ev)
-                        board.add(ev)
+                    async with LiveView(board, con, caption, live_table, summary_every_s):
+                        async for ev in feed:
+                            rec.add(ev)
+                            board.add(ev)
                 finally:
                     wd.cancel()
-                    rf.cancel()
-                    if live_cm is not None:
-                        board.sample()
-                        live_cm.update(board.table(caption(), con.width), refresh=True)
-                        live_cm.__exit__(None, None, None)
     except RecorderError as e:
         err, code = str(e), EXIT_DISK
     except FeedError as e:

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Optional
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Optional
 
 import typer
 
 from tickwire.cli.common import (EXIT_DISK, EXIT_FEED, EXIT_SPEC, check_run_limits, close_feed_when_done,
                                  expand_streams, fail, load_config, load_credentials, network_help, parse_kv,
                                  parse_list, parse_network, parse_size, parse_timers, parse_venue_options,
-                                 print_error, run_async, stop_on_signals)
+                                 print_error, run_async, stop_on_signals, ProgressLine, human_rate)
 
 _RECORD_KEYS = {"flush_interval", "roll_interval", "roll_size", "max_pending", "raw", "kinds", "fsync",
                 "book_snapshot_interval", "book_snapshot_depth", "compression_level"}
@@ -51,6 +52,9 @@ def record(
     snapshot_interval: Optional[float] = typer.Option(None, "--snapshot-interval", help="Seconds between top-N book snapshots per book; 0 = none [default: 1]"),
     snapshot_depth: Optional[int] = typer.Option(None, "--snapshot-depth", help="Levels per side in book snapshots [default: 20]"),
     fsync: Optional[bool] = typer.Option(None, "--fsync/--no-fsync", help="fsync every flush (survives power loss; slower) [default: off]"),
+    dashboard: bool = typer.Option(False, "--dashboard/--no-dashboard",
+                                   help="Live table of every stream on stderr (a terminal); otherwise a progress "
+                                        "line on stderr when it is a terminal [default: no-dashboard]"),
 ) -> None:
     """Record streams to a Parquet dataset (+ raw frame archive) under --out."""
     cfg = load_config(config) if config else {}
@@ -106,8 +110,36 @@ def record(
                      credentials=load_credentials(pick(credentials, "credentials", None)),
                      max_retries=pick(max_retries, "max_retries", None),
                      give_up_after_s=pick(give_up_after, "give_up_after", None))
-    code = run_async(_record(all_specs, pick(out, "out", "./data"), ropts, sim_opts, feed_opts, run_s))
+    code = run_async(_record(all_specs, pick(out, "out", "./data"), ropts, sim_opts, feed_opts, run_s, dashboard))
     raise typer.Exit(code)
+
+
+@asynccontextmanager
+async def _watch(feed: Any, specs: list[str], out_dir: str, rec: Any, dashboard: bool,
+                 duration: float | None) -> AsyncIterator[Any]:
+    """What a person sees while recording: the live table (--dashboard, stderr a terminal) or a
+    progress line (stderr a terminal); nothing when stderr is piped."""
+    from rich.console import Console
+
+    from tickwire.sinks.dashboard import Dashboard, LiveView
+
+    board = Dashboard(feed, specs, title=f"tickwire record -> {out_dir}")
+    con = Console(stderr=True)
+    until = f"{duration:g} s" if duration else "Ctrl-C"
+    t0 = time.monotonic()
+
+    def caption() -> str:
+        s = rec.writer.stats
+        return (f"{time.monotonic() - t0:5.1f} s of {until}  |  {sum(s.rows.values()):,} rows written, "
+                f"{sum(s.files.values())} files  |  Ctrl-C stops")
+
+    if dashboard and con.is_terminal and not con.is_dumb_terminal:
+        async with LiveView(board, con, caption, live=True):
+            yield board
+    else:
+        async with ProgressLine(lambda: f"record: {board.events:,} events "
+                                        f"({human_rate(board.events, time.monotonic() - t0)}), " + caption()):
+            yield board
 
 
 def _merge(cfg: dict | None, cli: dict[str, dict]) -> dict[str, dict]:
@@ -119,7 +151,7 @@ def _merge(cfg: dict | None, cli: dict[str, dict]) -> dict[str, dict]:
 
 
 async def _record(specs: list[str], out_dir: str, ropts: dict, sim_opts: Any, feed_opts: dict,
-                  duration: float | None) -> int:
+                  duration: float | None, dashboard: bool = False) -> int:
     from tickwire import FeedError, SpecError, parse, stream
     from tickwire.sinks.recorder import Recorder
     from tickwire.sinks.writer import RecorderError
@@ -155,8 +187,10 @@ async def _record(specs: list[str], out_dir: str, ropts: dict, sim_opts: Any, fe
                 wd = asyncio.create_task(close_feed_when_done(feed, stop, t0 + duration if duration else None,
                                                               lambda: rec.error is not None))
                 try:
-                    async for ev in feed:
-                        rec.add(ev)
+                    async with _watch(feed, specs, out_dir, rec, dashboard, duration) as board:
+                        async for ev in feed:
+                            rec.add(ev)
+                            board.add(ev)
                 finally:
                     wd.cancel()
     except RecorderError as e:

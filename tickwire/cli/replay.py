@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from tickwire.cli.common import EXIT_SPEC, fail, parse_list, run_async, stop_on_signals
+from tickwire.cli.common import EXIT_SPEC, ProgressLine, fail, human_rate, parse_list, run_async, stop_on_signals
 
 
 def replay(
@@ -54,8 +54,12 @@ def replay(
             waits = [loop.create_task(stop.wait())]
             if close_at_end:
                 waits.append(loop.create_task(server.wait_done()))
+            bar = ProgressLine(lambda: f"replay: {server.frames_replayed:,} frames "
+                                       f"({human_rate(server.frames_replayed, time.monotonic() - t0)}), "
+                                       f"{time.monotonic() - t0:.0f} s")
             try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                async with bar:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 if not stop.is_set():
                     await asyncio.sleep(0.2)  # let the last close frames go out
             finally:

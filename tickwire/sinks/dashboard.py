@@ -166,9 +166,16 @@ class Dashboard:
                 f"p50 exch->recv {'-' if p50 is None else f'{p50:.1f} ms'}")
         return text + (f"; {extra}" if extra else "")
 
-    def table(self, caption: str = "", width: int | None = None) -> Any:
+    LEGEND = ("events: normalized events (one book update is one event but many level rows in the dataset); "
+              "last/bid/ask: the venue's own strings and units (contracts or coins); "
+              "p50 ms: exchange time -> local receipt")
+
+    def table(self, caption: str = "", width: int | None = None, height: int | None = None,
+              legend: bool = True) -> Any:
         """A rich table. Below ~110 columns of ``width`` the events, reconnects and gaps columns
-        are left out (the caption then gives the totals), so that it fits 80 columns."""
+        are left out (the caption then gives the totals), so that it fits 80 columns; with
+        ``height`` (the terminal's lines) the busiest streams that fit are shown and the rest
+        counted in one row, so the title never scrolls off an 80x24 terminal."""
         from rich import box
         from rich.table import Table
         from rich.text import Text
@@ -177,6 +184,8 @@ class Dashboard:
         spec_w = max(16, min(36, (width or 200) - 53)) if narrow else 36
         if narrow:
             caption = (f"reconnects {self.reconnects}, gaps {self.gaps}" + (f"  |  {caption}" if caption else ""))
+        if legend:
+            caption = (caption + "\n" if caption else "") + self.LEGEND
         t = Table(title=self.title, caption=caption or None, box=box.SIMPLE_HEAD, expand=False,
                   title_justify="left", caption_justify="left", header_style="bold", pad_edge=False)
         t.add_column("stream", no_wrap=True, overflow="ellipsis", min_width=16, max_width=spec_w)
@@ -190,7 +199,19 @@ class Dashboard:
             t.add_column("gaps", justify="right", no_wrap=True, min_width=4)
         t.add_column("p50 ms", justify="right", no_wrap=True, min_width=6)
         pw = 9 if narrow else 12
-        for spec, rate, n, last, bid, ask, rec, gaps, p50 in self.rows():
+        rows = self.rows()
+        hidden: list[tuple] = []
+        if height is not None:
+            # title, blank, header, rule, blank before the caption, a spare line; the caption wrapped
+            w = max(20, width or 80)
+            cap_lines = sum(max(1, -(-len(line) // w)) for line in (caption or "").splitlines())
+            room = max(2, height - 6 - cap_lines)
+            if len(rows) > room:
+                order = sorted(range(len(rows)), key=lambda i: (-rows[i][1], -rows[i][2], i))
+                keep = set(order[:room - 1])
+                hidden = [r for i, r in enumerate(rows) if i not in keep]
+                rows = [r for i, r in enumerate(rows) if i in keep]
+        for spec, rate, n, last, bid, ask, rec, gaps, p50 in rows:
             cells: list[Any] = [Text(_spec(spec, spec_w)), f"{rate:,.0f}"]
             if not narrow:
                 cells.append(f"{n:,}")
@@ -199,7 +220,67 @@ class Dashboard:
                 cells += [_bad(rec), _bad(gaps)]
             cells.append("-" if p50 is None else f"{p50:.1f}")
             t.add_row(*cells, style="dim" if not n else None)
+        if hidden:
+            cells = [Text(f"... {len(hidden)} more streams"), f"{sum(r[1] for r in hidden):,.0f}"]
+            if not narrow:
+                cells.append(f"{sum(r[2] for r in hidden):,}")
+            cells += ["", "", ""] + (["", _bad(sum(r[7] for r in hidden))] if not narrow else []) + [""]
+            t.add_row(*cells, style="italic")
         return t
+
+
+class LiveView:
+    """Shows a :class:`Dashboard` while a run goes, on ``console`` (stderr for commands whose
+    stdout is data): a live table in a terminal, else one summary line every ``every_s``
+    seconds (``every_s=0``: none). ``caption()`` is called at each refresh."""
+
+    def __init__(self, board: Dashboard, console: Any, caption: Any, live: bool, every_s: float = 5.0,
+                 print_line: Any = None) -> None:
+        self.board = board
+        self.console = console
+        self.caption = caption
+        self.live = live
+        self.every_s = every_s
+        self.print_line = print_line or (lambda text: print(text, flush=True))
+        self._live: Any = None
+        self._task: Any = None
+
+    def _render(self) -> Any:
+        con = self.console
+        return self.board.table(self.caption(), con.width, con.height)
+
+    async def _refresh(self) -> None:
+        import asyncio
+
+        next_line = time.monotonic() + self.every_s
+        while True:
+            await asyncio.sleep(0.25)
+            self.board.sample()
+            if self._live is not None:
+                self._live.update(self._render(), refresh=True)
+            elif self.every_s and time.monotonic() >= next_line:
+                next_line += self.every_s
+                self.print_line(self.board.line())
+
+    async def __aenter__(self) -> "LiveView":
+        import asyncio
+
+        if self.live:
+            from rich.live import Live
+
+            self._live = Live(self._render(), console=self.console, auto_refresh=False, transient=False,
+                              vertical_overflow="crop")
+            self._live.__enter__()
+        self._task = asyncio.get_running_loop().create_task(self._refresh())
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self._live is not None:
+            self.board.sample()
+            self._live.update(self._render(), refresh=True)
+            self._live.__exit__(None, None, None)
 
 
 def _rate(hist: deque, now: float, count: int) -> float:
