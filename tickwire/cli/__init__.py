@@ -16,7 +16,7 @@ from typing import NoReturn
 import typer
 from typer.exceptions import TyperException
 
-from tickwire.cli import decode, demo, query, record, replay, sim, tail
+from tickwire.cli import bus, collect, decode, demo, query, record, replay, sim, tail
 from tickwire.cli.common import EXIT_INTERRUPTED, EXIT_SPEC, print_error
 
 __all__ = ["app", "main"]
@@ -34,6 +34,8 @@ for _command in (tail.tail, sim.sim, record.record, query.query, decode.decode, 
                  record.recover):
     app.command()(_command)
 del _command
+app.command()(collect.collect)
+app.add_typer(bus.app, name="bus")
 
 
 def _global_options(argv: list[str]) -> tuple[dict[str, str], list[str]]:

@@ -1,0 +1,313 @@
+"""What goes on the bus: subjects, the compact binary encoding of events, and message ids.
+
+Subjects (NATS tokens are separated by ``.``; ``*`` and ``>`` are wildcards)::
+
+    md.<venue>.<market>.<kind>.<channel>.<symbol>     normalized events of one stream
+    snap.<venue>.<market>.<kind>.<channel>.<symbol>   periodic book snapshots (late joiners)
+    status.<collector>.<venue>                        a collector's status events
+    raw.<venue>.<collector>                           raw frames of a collector's sockets
+
+``kind`` is the normalized channel kind (``book``, ``trades``, ``ticker``, ``candles``...) so
+``md.*.*.trades.>`` selects every trade stream; ``channel`` is the venue's own channel
+(``orderbook.50``, ``books``, ``candle1m``) so two streams of the same kind on one symbol
+(Bybit ``orderbook.50`` and ``orderbook.200``, candles of two intervals) never share a subject
+and their sequence chains never mix. Every token is escaped with :func:`escape`: ``.``, ``*``,
+``>``, ``~``, whitespace and control characters become ``~XX`` (two hex digits of the byte), an
+empty token is ``_`` (a literal ``_`` token is ``~5F``). ``BTC.USDT`` -> ``BTC~2EUSDT``.
+
+Encoding (msgpack via msgspec; one bus message carries the events of one venue frame, all of one
+stream): ``[1, stream, recv_ns, conn, src, events]`` with ``events`` a list of
+``[type code, exch_ns, *fields of that event type]``. ``venue``, ``market``, ``symbol`` and
+``stream`` are sent once per message (decoded back from the stream spec), ``BookUpdate.book``
+is never sent (consumers maintain books, see :mod:`tickwire.bus.consumer`).
+
+Message ids (``Nats-Msg-Id``, JetStream's deduplication key): ``<key>:<hash>`` where ``key``
+names the venue's own position (``b<seq>`` a book delta, ``s<seq>`` a venue snapshot,
+``t<trade id>`` trades, ``e<exch_ns>`` other kinds) and ``hash`` is 64 bits of BLAKE2b over the
+stream spec and the encoded events. The encoded events hold only what the venue sent: what
+differs between two connections to the same venue — the local receipt time ``recv_ns``, the
+connection name ``conn``, the collector ``src`` — sits outside the hashed part. So two
+collectors on different lines produce the same id for the same venue frame, and different ids
+for anything the venue said differently (a venue that restarts its sequence numbers cannot
+make a new message collide with an old one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from typing import Any, Iterable
+
+import msgspec
+
+from tickwire.model import EVENT_TYPES, BookUpdate, Event, Status, Trade
+
+FORMAT = 1
+
+_SPECIAL = set(".*>~ \t\r\n")
+
+
+def escape(token: str) -> str:
+    """A string as one NATS subject token (see the module docstring)."""
+    if not token:
+        return "_"
+    if token == "_":
+        return "~5F"
+    if not any(c in _SPECIAL or ord(c) < 33 or ord(c) == 127 for c in token):
+        return token
+    out = []
+    for c in token:
+        if c in _SPECIAL or ord(c) < 33 or ord(c) == 127:
+            out.append("".join(f"~{b:02X}" for b in c.encode()))
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def unescape(token: str) -> str:
+    if token == "_":
+        return ""
+    if "~" not in token:
+        return token
+    raw = bytearray()
+    i = 0
+    while i < len(token):
+        c = token[i]
+        if c == "~" and i + 2 < len(token) + 0 and _ishex(token[i + 1:i + 3]):
+            raw.append(int(token[i + 1:i + 3], 16))
+            i += 3
+        else:
+            raw.extend(c.encode())
+            i += 1
+    return raw.decode(errors="replace")
+
+
+def _ishex(s: str) -> bool:
+    return len(s) == 2 and all(c in "0123456789abcdefABCDEF" for c in s)
+
+
+@lru_cache(maxsize=65536)
+def stream_tokens(spec: str) -> str:
+    """``venue.market.kind.channel.symbol`` (escaped) of a stream spec."""
+    from tickwire.venues import parse
+
+    s = parse(spec)
+    return ".".join(escape(t) for t in (s.venue, s.market, s.kind, s.channel, s.symbol))
+
+
+def md_subject(spec: str) -> str:
+    return "md." + stream_tokens(spec)
+
+
+def snap_subject(spec: str) -> str:
+    return "snap." + stream_tokens(spec)
+
+
+def status_subject(collector: str, venue: str) -> str:
+    return f"status.{escape(collector)}.{escape(venue)}"
+
+
+def raw_subject(venue: str, collector: str) -> str:
+    return f"raw.{escape(venue)}.{escape(collector)}"
+
+
+# --------------------------------------------------------------------------- events
+
+# Stable wire codes (never renumber; add new types at the end).
+_CODES = ["Trade", "BookUpdate", "Ticker", "Candle", "Funding", "MarkPrice", "IndexPrice", "OpenInterest",
+          "Liquidation", "DexPrice", "DexCandle", "DexTrade", "DexSignal", "Order", "Fill", "Balance", "Position"]
+CODE_OF: dict[type, int] = {EVENT_TYPES[n]: i + 1 for i, n in enumerate(_CODES)}
+TYPE_OF: dict[int, type] = {i + 1: EVENT_TYPES[n] for i, n in enumerate(_CODES)}
+_BASE = 6  # venue, market, symbol, stream, exch_ns, recv_ns: the last six fields of every event
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = tuple(f.name for f in msgspec.structs.fields(cls))
+    own = names[:-_BASE]
+    assert names[-_BASE:] == ("venue", "market", "symbol", "stream", "exch_ns", "recv_ns"), cls
+    return own
+
+
+_OWN = {cls: _field_names(cls) for cls in CODE_OF}
+_astuple = msgspec.structs.astuple
+_enc = msgspec.msgpack.Encoder()
+_encode = _enc.encode
+
+
+def _book_fields(ev: Any) -> list:
+    return [2, ev.exch_ns, ev.bids, ev.asks, ev.snapshot, ev.seq, ev.prev_seq]
+
+
+def encode_events(events: list[Event]) -> bytes:
+    """The venue content of ``events`` (all of one stream), without receipt-side fields."""
+    out = []
+    for ev in events:
+        cls = ev.__class__
+        if cls is BookUpdate:
+            out.append(_book_fields(ev))
+        else:
+            t = _astuple(ev)
+            row = [CODE_OF[cls], ev.exch_ns]
+            row.extend(t[:-_BASE])
+            out.append(row)
+    return _encode(out)
+
+
+def message_key(events: list[Event]) -> str:
+    """The venue position a message covers (the readable half of its id)."""
+    last = events[-1]
+    cls = last.__class__
+    if cls is BookUpdate:
+        return ("s%d" if last.snapshot else "b%d") % last.seq
+    if cls is Trade and last.trade_id:
+        return "t" + last.trade_id
+    return "e%d" % last.exch_ns
+
+
+def message_id(spec: str, body_events: bytes, events: list[Event]) -> str:
+    h = hashlib.blake2b(body_events, digest_size=8, key=spec.encode()[:64])
+    if len(spec) > 64:
+        h.update(spec.encode())
+    return f"{message_key(events)}:{h.hexdigest()}"
+
+
+def encode_md(spec: str, events: list[Event], conn: str, src: str) -> tuple[bytes, str]:
+    """(body, message id) of one md message: the events of one frame of stream ``spec``."""
+    ev_bytes = encode_events(events)
+    body = _encode((FORMAT, spec, events[0].recv_ns, conn, src, msgspec.Raw(ev_bytes)))
+    return body, message_id(spec, ev_bytes, events)
+
+
+class MdMessage(msgspec.Struct, array_like=True):
+    format: int
+    stream: str
+    recv_ns: int
+    conn: str
+    src: str
+    events: list[list[Any]]
+
+
+_md_dec = msgspec.msgpack.Decoder(MdMessage)
+
+
+@lru_cache(maxsize=65536)
+def _stream_ids(spec: str) -> tuple[str, str, str]:
+    from tickwire.venues import parse
+
+    s = parse(spec)
+    return s.venue, s.market, s.symbol
+
+
+def decode_md(body: bytes) -> tuple[MdMessage, list[Event]]:
+    """The events of one md message, as the same tickwire event types ``stream()`` yields."""
+    m = _md_dec.decode(body)
+    venue, market, symbol = _stream_ids(m.stream)
+    out: list[Event] = []
+    for row in m.events:
+        cls = TYPE_OF.get(row[0])
+        if cls is None:
+            continue  # a newer collector's event type: skipped, not fatal
+        if cls is BookUpdate:
+            out.append(BookUpdate(venue=venue, market=market, symbol=symbol, stream=m.stream, exch_ns=row[1],
+                                  recv_ns=m.recv_ns, bids=row[2], asks=row[3], snapshot=row[4], seq=row[5],
+                                  prev_seq=row[6]))
+        else:
+            kw = dict(zip(_OWN[cls], row[2:]))
+            out.append(cls(venue=venue, market=market, symbol=symbol, stream=m.stream, exch_ns=row[1],
+                           recv_ns=m.recv_ns, **kw))
+    return m, out
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+class Snapshot(msgspec.Struct, array_like=True):
+    """A collector's periodic copy of one book (subject ``snap.…``).
+
+    ``seq`` is the venue sequence of the last update applied; ``md_seq`` the bus (stream)
+    sequence where that update is stored: a late joiner loads the snapshot and continues with
+    the md messages after ``md_seq``, skipping updates with a venue sequence <= ``seq``.
+    """
+
+    format: int
+    stream: str
+    seq: int
+    md_seq: int
+    exch_ns: int
+    recv_ns: int
+    src: str
+    bids: list
+    asks: list
+
+
+_snap_dec = msgspec.msgpack.Decoder(Snapshot)
+
+
+def encode_snapshot(s: Snapshot) -> bytes:
+    return _encode(s)
+
+
+def decode_snapshot(body: bytes) -> Snapshot:
+    return _snap_dec.decode(body)
+
+
+# --------------------------------------------------------------------------- status
+
+
+class BusState(Status, tag=True):
+    """The collector's link to the bus: ``state`` is ``down`` (publishing stopped, buffering),
+    ``up`` (publishing again), or ``dropping`` (the buffer bound was reached: new messages are
+    dropped and counted). ``pending`` messages wait in the buffer; ``dropped`` is the total."""
+
+    state: str = ""
+    pending: int = 0
+    pending_bytes: int = 0
+    dropped: int = 0
+    reason: str = ""
+
+
+_status_types: tuple = tuple(t for t in EVENT_TYPES.values() if issubclass(t, Status)) + (BusState,)
+_status_dec = msgspec.msgpack.Decoder(list[Any])  # decoded by type below
+
+
+def encode_status(events: Iterable[Event]) -> bytes:
+    return _encode([msgspec.structs.asdict(e) | {"type": e.__class__.__name__} for e in events])
+
+
+_STATUS_BY_NAME = {t.__name__: t for t in _status_types}
+
+
+def decode_status(body: bytes) -> list[Event]:
+    out = []
+    for d in msgspec.msgpack.decode(body):
+        cls = _STATUS_BY_NAME.get(d.pop("type", ""))
+        if cls is not None:
+            out.append(msgspec.convert(d, cls))
+    return out
+
+
+# --------------------------------------------------------------------------- raw frames
+
+
+class RawRecord(msgspec.Struct, array_like=True):
+    """One tap callback of a collector's socket: ``kind`` C opened (``info``: SocketInfo as a
+    dict), F frame (``payload``, ``binary``), R REST reply (``info``: topic/error, ``payload``
+    body), S switched (``info``: replaces), D closed (``info``: reason)."""
+
+    kind: str
+    sock: str
+    ns: int
+    payload: bytes = b""
+    binary: bool = False
+    info: Any = None
+
+
+_raw_dec = msgspec.msgpack.Decoder(list[RawRecord])
+
+
+def encode_raw(records: list[RawRecord]) -> bytes:
+    return _encode(records)
+
+
+def decode_raw(body: bytes) -> list[RawRecord]:
+    return _raw_dec.decode(body)

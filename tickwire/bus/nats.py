@@ -1,0 +1,387 @@
+"""The bus on NATS JetStream (client: ``nats-py``; ``pip install 'tickwire[nats]'``).
+
+Publishing is a core NATS publish per message with a ``Nats-Msg-Id`` header and a reply subject
+under one wildcard inbox (``<inbox>.<n>``): the stream's confirmation (stream sequence, or
+``duplicate`` with the original's sequence, or an error) comes back on it and is matched by
+``n``. Nothing waits per message; a single sender task keeps the order of :meth:`publish` calls.
+Measured cost per message and the batching policy: ``docs/scale-out.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import Any, AsyncIterator
+
+import msgspec
+
+from tickwire.bus.base import AckCallback, Bus, BusError, InMsg, OutMsg, StreamSpec
+
+log = logging.getLogger("tickwire.bus")
+
+
+class _PubAck(msgspec.Struct):
+    stream: str = ""
+    seq: int = 0
+    duplicate: bool = False
+    error: dict | None = None
+
+
+_ack_dec = msgspec.json.Decoder(_PubAck)
+
+
+def split_urls(url: str | list[str]) -> list[str]:
+    if isinstance(url, list):
+        return url
+    out = []
+    for u in url.split(","):
+        u = u.strip()
+        if u:
+            out.append(u if "://" in u else "nats://" + u)
+    return out
+
+
+class NatsBus(Bus):
+    def __init__(self, url: str | list[str], *, name: str = "tickwire", connect_timeout: float = 2.0,
+                 reconnect_wait: float = 0.25) -> None:
+        self.urls = split_urls(url)
+        if not self.urls:
+            raise BusError("no bus URL")
+        self.name = name
+        self.connect_timeout = connect_timeout
+        self.reconnect_wait = reconnect_wait
+        self.nc: Any = None
+        self.js: Any = None
+        self.on_state = None
+        self._inbox = ""
+        self._n = 0
+        self._waiting: dict[int, tuple[OutMsg, AckCallback]] = {}
+        self._outbox: list[tuple[OutMsg, AckCallback]] = []
+        self._wake = asyncio.Event()
+        self._sender: asyncio.Task | None = None
+        self._connector: asyncio.Task | None = None
+        self._closed = False
+        self._up = False
+        self._ack_sub: Any = None
+        self._subs: list[Any] = []
+
+    # -- connection --------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._up and self.nc is not None and self.nc.is_connected
+
+    def _state(self, up: bool, reason: str) -> None:
+        if up == self._up or self._closed:
+            return
+        self._up = up
+        if up:
+            self._wake.set()
+        cb = self.on_state
+        if cb is not None:
+            try:
+                cb(up, reason)
+            except Exception:
+                log.exception("bus state callback failed")
+
+    async def connect(self, wait: bool = True) -> None:
+        try:
+            import nats  # noqa: F401
+        except ImportError as e:  # pragma: no cover
+            raise BusError("the NATS client is not installed: pip install 'tickwire[nats]'") from e
+        if wait:
+            await self._connect_once()
+            self._start_sender()
+            return
+        self._connector = asyncio.get_running_loop().create_task(self._connect_loop(), name="tickwire:bus-connect")
+        self._start_sender()
+
+    async def _connect_loop(self) -> None:
+        first = True
+        while not self._closed:
+            try:
+                await self._connect_once()
+                return
+            except Exception as e:
+                if first:
+                    log.warning("bus %s not reachable (%s); retrying", ",".join(self.urls), e)
+                    first = False
+                    cb = self.on_state
+                    if cb is not None:
+                        cb(False, f"not reachable: {e}")
+                await asyncio.sleep(self.reconnect_wait * 2)
+
+    async def _connect_once(self) -> None:
+        import nats
+
+        async def disconnected() -> None:
+            self._state(False, "disconnected")
+
+        async def reconnected() -> None:
+            self._waiting.clear()  # confirmations of the old link will not come: the owner re-sends
+            self._state(True, "reconnected")
+
+        async def error(e: Exception) -> None:
+            log.debug("bus error: %r", e)
+
+        nc = await nats.connect(self.urls, name=self.name, connect_timeout=self.connect_timeout,
+                                reconnect_time_wait=self.reconnect_wait, max_reconnect_attempts=-1,
+                                allow_reconnect=True, disconnected_cb=disconnected, reconnected_cb=reconnected,
+                                error_cb=error, ping_interval=5, max_outstanding_pings=2,
+                                pending_size=64 * 1024 * 1024)
+        self.nc = nc
+        self.js = nc.jetstream()
+        self._inbox = f"_INBOX.tw{secrets.token_hex(8)}"
+        self._ack_sub = await nc.subscribe(self._inbox + ".*", cb=self._on_ack, pending_msgs_limit=1_000_000,
+                                           pending_bytes_limit=256 * 1024 * 1024)
+        self._state(True, "connected")
+
+    def _start_sender(self) -> None:
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send_loop(), name="tickwire:bus-send")
+
+    async def close(self) -> None:
+        self._closed = True
+        for t in (self._sender, self._connector):
+            if t is not None:
+                t.cancel()
+        if self.nc is not None:
+            try:
+                await asyncio.wait_for(self.nc.close(), 5)
+            except Exception:
+                pass
+
+    async def info(self) -> dict[str, Any]:
+        if self.nc is None:
+            return {}
+        return dict(getattr(self.nc, "_server_info", {}) or {})
+
+    # -- streams -----------------------------------------------------------------------
+    async def ensure_streams(self, specs: list[StreamSpec]) -> None:
+        from nats.js import api
+        from nats.js.errors import BadRequestError
+
+        for s in specs:
+            cfg = api.StreamConfig(
+                name=s.name, subjects=s.subjects, storage=api.StorageType.FILE, retention=api.RetentionPolicy.LIMITS,
+                discard=api.DiscardPolicy.OLD, max_age=s.max_age_s or None, max_bytes=s.max_bytes,
+                max_msgs_per_subject=s.max_msgs_per_subject, duplicate_window=s.duplicate_window_s,
+                num_replicas=s.replicas, allow_direct=True)
+            for attempt in range(100):
+                try:
+                    try:
+                        await self.js.add_stream(cfg)
+                    except BadRequestError as e:
+                        if getattr(e, "err_code", None) == 10058:  # exists with another configuration
+                            await self.js.update_stream(cfg)
+                        else:
+                            raise
+                    break
+                except BadRequestError:
+                    raise
+                except Exception as e:  # cluster still forming, leader election...
+                    if attempt == 99:
+                        raise BusError(f"cannot create stream {s.name}: {e}") from e
+                    await asyncio.sleep(0.1)
+            await self._wait_leader(s.name)
+
+    async def _wait_leader(self, stream: str, timeout: float = 15.0) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while True:
+            try:
+                si = await self.js.stream_info(stream)
+                if si.cluster is None or si.cluster.leader:
+                    return
+            except Exception:
+                pass
+            if loop.time() > end:
+                raise BusError(f"stream {stream} has no leader after {timeout} s")
+            await asyncio.sleep(0.05)
+
+    async def last_seq(self, stream: str) -> int:
+        si = await self.js.stream_info(stream)
+        return int(si.state.last_seq)
+
+    async def last(self, stream: str, subject: str) -> InMsg | None:
+        from nats.js.errors import NotFoundError
+
+        try:
+            m = await self.js.get_last_msg(stream, subject)
+        except NotFoundError:
+            return None
+        return InMsg(m.subject, m.data or b"", int(m.seq), stream)
+
+    async def last_per_subject(self, stream: str, subjects: list[str]) -> list[InMsg]:
+        """The last message of every subject matching ``subjects``."""
+        from nats.js import api
+
+        cfg = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT, ack_policy=api.AckPolicy.NONE,
+                                 inactive_threshold=10.0)
+        if len(subjects) == 1:
+            cfg.filter_subject = subjects[0]
+        else:
+            cfg.filter_subjects = subjects
+        psub = await self.js.pull_subscribe(subjects[0], stream=stream, config=cfg)
+        out: list[InMsg] = []
+        try:
+            left = (await psub.consumer_info()).num_pending
+            while left > 0:
+                try:
+                    msgs = await psub.fetch(min(left, 1000), timeout=2)
+                except asyncio.TimeoutError:
+                    break
+                for m in msgs:
+                    out.append(InMsg(m.subject, m.data, m.metadata.sequence.stream, stream))
+                left -= len(msgs)
+        finally:
+            try:
+                await psub.unsubscribe()
+            except Exception:
+                pass
+        return out
+
+    # -- publishing ----------------------------------------------------------------------
+    def publish(self, msgs: list[OutMsg], on_ack: AckCallback) -> None:
+        self._outbox.extend((m, on_ack) for m in msgs)
+        self._wake.set()
+
+    async def _send_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self.connected:
+                continue
+            out, self._outbox = self._outbox, []
+            nc = self.nc
+            inbox = self._inbox
+            waiting = self._waiting
+            pub = nc.publish
+            i = 0
+            try:
+                for i, (m, cb) in enumerate(out):
+                    self._n += 1
+                    n = self._n
+                    waiting[n] = (m, cb)
+                    await pub(m.subject, m.data, reply=f"{inbox}.{n}",
+                              headers={"Nats-Msg-Id": m.msg_id} if m.msg_id else None)
+            except Exception as e:
+                # not sent (link lost while sending): report so the owner keeps and re-sends them
+                for m, cb in out[i:]:
+                    cb(m, 0, False, f"not sent: {e!r}")
+
+    async def _on_ack(self, msg: Any) -> None:
+        try:
+            n = int(msg.subject.rpartition(".")[2])
+        except ValueError:
+            return
+        entry = self._waiting.pop(n, None)
+        if entry is None:
+            return
+        m, cb = entry
+        data = msg.data
+        if not data:
+            status = (msg.headers or {}).get("Status", "") if msg.headers else ""
+            cb(m, 0, False, f"no stream answered (status {status or '?'})")
+            return
+        try:
+            a = _ack_dec.decode(data)
+        except msgspec.DecodeError:
+            cb(m, 0, False, f"bad confirmation {data[:80]!r}")
+            return
+        if a.error:
+            cb(m, 0, False, f"{a.error.get('code')} {a.error.get('description', '')}")
+        else:
+            cb(m, a.seq, a.duplicate, "")
+
+    async def flush(self) -> None:
+        while self._outbox and self.connected:
+            await asyncio.sleep(0)
+        if self.connected:
+            await self.nc.flush()
+
+    # -- consuming -----------------------------------------------------------------------
+    async def consume(self, stream: str, subjects: list[str], *, start_seq: int = 0, durable: str | None = None,
+                      batch: int = 1000, new_only: bool = False,
+                      ack_wait_s: float = 60.0, max_ack_pending: int = 200_000) -> AsyncIterator[list[InMsg]]:
+        from nats.js import api
+
+        if durable:
+            cfg = api.ConsumerConfig(durable_name=durable, ack_policy=api.AckPolicy.ALL, ack_wait=ack_wait_s,
+                                     max_ack_pending=max_ack_pending, deliver_policy=api.DeliverPolicy.ALL,
+                                     max_deliver=-1)
+            if len(subjects) == 1:
+                cfg.filter_subject = subjects[0]
+            else:
+                cfg.filter_subjects = subjects
+            if start_seq:
+                cfg.deliver_policy = api.DeliverPolicy.BY_START_SEQUENCE
+                cfg.opt_start_seq = start_seq
+            try:
+                await self.js.consumer_info(stream, durable)
+            except Exception:
+                await self.js.add_consumer(stream, cfg)
+            psub = await self.js.pull_subscribe_bind(durable, stream)
+            self._subs.append(psub)
+            while True:
+                try:
+                    msgs = await psub.fetch(batch, timeout=0.5)
+                except asyncio.TimeoutError:
+                    yield []
+                    continue
+                except Exception as e:  # link down: nats-py reconnects; try again
+                    if self._closed:
+                        return
+                    log.debug("fetch failed: %r", e)
+                    await asyncio.sleep(0.2)
+                    yield []
+                    continue
+                out = []
+                for m in msgs:
+                    md = m.metadata
+                    out.append(InMsg(m.subject, m.data, md.sequence.stream, stream,
+                                     int(md.timestamp.timestamp() * 1e9) if md.timestamp else 0, m))
+                yield out
+        else:
+            q: list[InMsg] = []
+            ev = asyncio.Event()
+
+            async def cb(m: Any) -> None:
+                md = m.metadata
+                q.append(InMsg(m.subject, m.data, md.sequence.stream, stream, 0, None))
+                ev.set()
+
+            subs = []
+            for subj in subjects:
+                if start_seq:
+                    sub = await self.js.subscribe(subj, stream=stream, cb=cb, ordered_consumer=True,
+                                                  deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+                                                  config=api.ConsumerConfig(opt_start_seq=start_seq),
+                                                  pending_msgs_limit=1_000_000)
+                else:
+                    sub = await self.js.subscribe(subj, stream=stream, cb=cb, ordered_consumer=True,
+                                                  deliver_policy=api.DeliverPolicy.NEW if new_only
+                                                  else api.DeliverPolicy.ALL, pending_msgs_limit=1_000_000)
+                subs.append(sub)
+            self._subs.extend(subs)
+            try:
+                while True:
+                    if not q:
+                        ev.clear()
+                        try:
+                            await asyncio.wait_for(ev.wait(), 0.5)
+                        except asyncio.TimeoutError:
+                            yield []
+                            continue
+                    out, q[:] = list(q), []
+                    yield out
+            finally:
+                for s in subs:
+                    try:
+                        await s.unsubscribe()
+                    except Exception:
+                        pass
+
+    async def ack(self, msg: InMsg) -> None:
+        if msg.handle is not None:
+            await msg.handle.ack()

@@ -1,0 +1,168 @@
+"""``tickwire bus up|tail|record``: a local NATS JetStream bus, and consumers of a bus.
+
+``tickwire tail --bus URL SUBJECT`` and ``tickwire record --bus URL --durable NAME`` are the same
+as ``bus tail`` / ``bus record``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any, Optional
+
+import typer
+
+from tickwire.cli.common import EXIT_DISK, EXIT_FEED, EXIT_INTERRUPTED, EXIT_SPEC, print_error, run_async
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Scale-out on NATS JetStream: a local bus, and consumers of a bus (docs/scale-out.md).")
+
+BUS_HELP = "NATS URL(s), comma-separated, e.g. nats://127.0.0.1:4222"
+
+
+@app.command("up")
+def up(
+    cluster: int = typer.Option(1, "--cluster", help="Number of nodes (3 = a cluster; streams get 3 replicas)."),
+    dir: Optional[str] = typer.Option(None, "--dir", help="Store directories and logs here [default: a temporary "
+                                                          "directory, removed at exit]"),
+    port: int = typer.Option(4222, "--port", help="Client port of the first node (node i: PORT+i); 0 = free ports."),
+) -> None:
+    """Start local nats-server processes with JetStream (foreground; Ctrl-C stops them)."""
+    import signal
+
+    from tickwire.bus.server import BusServerError, LocalBus
+
+    try:
+        bus = LocalBus(cluster, dir=dir, port=port)
+        bus.start()
+    except (BusServerError, ValueError) as e:
+        print_error(e)
+        raise typer.Exit(EXIT_SPEC)
+    typer.echo(bus.url)
+    typer.echo(f"{bus.describe()}; pids {', '.join(str(n.pid) for n in bus.nodes)}; Ctrl-C stops", err=True)
+    sys.stdout.flush()
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *a: stopping.append(1))
+    try:
+        while not stopping:
+            for nd in bus.nodes:
+                if not nd.running():
+                    print_error(f"nats-server {nd.name} exited (code {nd.proc.returncode if nd.proc else '?'}); "
+                                f"log: {nd.log_file}")
+                    stopping.append(1)
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        bus.stop()
+    raise typer.Exit(0)
+
+
+@app.command("tail")
+def tail(
+    subjects: list[str] = typer.Argument(..., help="Subjects, e.g. 'md.okx.>' or 'md.*.*.trades.>'"),
+    bus: str = typer.Option(..., "--bus", help=BUS_HELP),
+    start: str = typer.Option("now", "--start", help="now (books from their last snapshot), first, or a sequence"),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Exit after printing this many events."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Exit after this many seconds."),
+    status: bool = typer.Option(True, "--status/--no-status", help="Also print Gap/Resynced/... events."),
+) -> None:
+    """Print the bus's events as JSON lines (the same events as `tickwire tail`)."""
+    raise typer.Exit(tail_bus(bus, subjects, start=start, limit=limit, duration=duration, status=status))
+
+
+def tail_bus(url: str, subjects: list[str], *, start: str = "now", limit: int | None = None,
+             duration: float | None = None, status: bool = True) -> int:
+    from tickwire import to_json
+    from tickwire.bus.consumer import subscribe
+
+    async def main() -> int:
+        out = sys.stdout.buffer
+        printed = 0
+        st: Any = start if start in ("now", "first") else int(start)
+
+        async def loop() -> None:
+            nonlocal printed
+            async for ev in subscribe(url, subjects, start=st):
+                if not status and ev.is_status:
+                    continue
+                out.write(to_json(ev) + b"\n")
+                printed += 1
+                if limit is not None and printed >= limit:
+                    return
+                if printed % 64 == 0:
+                    out.flush()
+
+        try:
+            if duration:
+                try:
+                    await asyncio.wait_for(loop(), duration)
+                except asyncio.TimeoutError:
+                    pass
+            else:
+                await loop()
+        except Exception as e:
+            out.flush()
+            print_error(f"bus: {e}")
+            return EXIT_FEED
+        out.flush()
+        return 0
+
+    try:
+        return run_async(main())
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+@app.command("record")
+def record(
+    bus: str = typer.Option(..., "--bus", help=BUS_HELP),
+    durable: str = typer.Option(..., "--durable", help="Durable consumer name: a restart resumes where it stopped."),
+    out: str = typer.Option("./data", "--out", "-o", help="Dataset directory"),
+    subjects: Optional[str] = typer.Option(None, "--subjects", help="Comma-separated md subjects [default: md.>]"),
+    raw: bool = typer.Option(True, "--raw/--no-raw", help="Also write the raw frame archive (collectors' raw.>)"),
+    commit_interval: float = typer.Option(2.0, "--commit-interval", help="Seconds between durable commits (acks)"),
+    roll_interval: float = typer.Option(300.0, "--roll-interval", help="Seconds before files are published"),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
+    fsync: bool = typer.Option(False, "--fsync/--no-fsync", help="fsync every commit (survives power loss)"),
+) -> None:
+    """Record the bus into the Parquet dataset + raw archive of `tickwire record`, exactly once."""
+    raise typer.Exit(record_bus(bus, durable, out, subjects=subjects, raw=raw, commit_interval=commit_interval,
+                                roll_interval=roll_interval, duration=duration, fsync=fsync))
+
+
+def record_bus(url: str, durable: str, out: str, *, subjects: str | None = None, raw: bool = True,
+               commit_interval: float = 2.0, roll_interval: float = 300.0, duration: float | None = None,
+               fsync: bool = False) -> int:
+    from tickwire.bus.record import BusRecorder
+    from tickwire.cli.common import parse_list, stop_on_signals
+    from tickwire.sinks.writer import RecorderError
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        try:
+            rec = BusRecorder(url, out, durable, subjects=parse_list(subjects) or ["md.>"], raw=raw,
+                              commit_interval_s=commit_interval, roll_interval_s=roll_interval, fsync=fsync)
+        except RecorderError as e:
+            print_error(e)
+            return EXIT_DISK
+        t0 = time.monotonic()
+        with stop_on_signals(stop):
+            try:
+                await rec.run(duration=duration, stop=stop)
+            except RecorderError as e:
+                print_error(e)
+                return EXIT_DISK
+            except Exception as e:
+                print_error(f"bus: {e}")
+                return EXIT_FEED
+        typer.echo(rec.summary_line() + f" ({time.monotonic() - t0:.1f} s)", err=True)
+        return 0
+
+    try:
+        return run_async(main())
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
