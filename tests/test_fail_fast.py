@@ -9,7 +9,7 @@ import socket
 import pytest
 
 import tickwire
-from tickwire.model import Disconnected
+from tickwire.model import Disconnected, Ticker, VenueError
 from tickwire.net import FeedError
 from tickwire.options import OptionError
 
@@ -86,3 +86,33 @@ async def test_default_is_to_retry_forever():
                 if n >= 20:
                     break
     assert n == 20
+
+
+pytest.importorskip("tickwire.sim")
+from tickwire.sim import Simulator  # noqa: E402
+
+
+async def test_every_subscription_refused_ends_the_feed_and_names_them():
+    async with Simulator(venues=["okx"], seed=31) as sim:
+        events = []
+        with pytest.raises(FeedError) as e:
+            async with tickwire.stream("okx:books:BTCUSDT", "okx:trades:NOPE-USDT", endpoints=sim.endpoints) as feed:
+                async with asyncio.timeout(15):
+                    async for ev in feed:
+                        events.append(ev)
+    msg = str(e.value)
+    assert "nothing left to stream" in msg and "okx:books:BTCUSDT" in msg and "okx:trades:NOPE-USDT" in msg
+    assert sum(1 for x in events if isinstance(x, VenueError) and x.fatal and x.stream) == 2
+
+
+async def test_a_partly_refused_run_goes_on_and_says_what_was_refused():
+    async with Simulator(venues=["okx"], seed=32) as sim:
+        async with tickwire.stream("okx:tickers:BTC-USDT", "okx:books:BTCUSDT", endpoints=sim.endpoints) as feed:
+            events = []
+            async with asyncio.timeout(15):
+                async for ev in feed:
+                    events.append(ev)
+                    if sum(isinstance(x, Ticker) for x in events) >= 3:
+                        break
+    (err,) = [x for x in events if isinstance(x, VenueError)]
+    assert err.fatal and err.stream == "okx:books:BTCUSDT"

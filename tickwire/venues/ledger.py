@@ -117,6 +117,19 @@ class Ledger:
             s.send(frame, f"{op} {' '.join(topics)}")
 
     # -- finding the request an answer is for ----------------------------------------------------
+    def accepted(self, req_id: str, topic: str = "") -> None:
+        """One stream of a request was accepted, for venues that answer each stream on its own
+        (OKX: one ack per arg, all with the request's id). The request stays pending for its
+        other streams until each is answered, so an error for one of them still finds it."""
+        r = self.requests.get(req_id)
+        if r is None:
+            return
+        rest = [x for x in r.subs if x.topic != topic] if topic else []
+        if rest and len(rest) < len(r.subs):
+            self.requests[req_id] = r._replace(subs=rest)
+        else:
+            del self.requests[req_id]
+
     def match(self, req_id: str = "", topics: Iterable[str] = (), text: str = "",
               op: str | None = None) -> Request | None:
         """Take the unanswered request an answer names: by ``req_id``; else one carrying one of

@@ -275,7 +275,7 @@ class GatewaySession(Session):
             self.conn_id = m.connId
         if ev in ("subscribe", "unsubscribe"):  # one ack per arg, each with the request's id
             if m.id:
-                self.ledger.match(m.id)
+                self.ledger.accepted(m.id, arg_key(m.arg) if m.arg is not None else "")
             return []
         if ev == "login":
             if code in ("0", ""):
