@@ -91,7 +91,7 @@ class Bus(abc.ABC):
 
     @abc.abstractmethod
     def consume(self, stream: str, subjects: list[str], *, start_seq: int = 0, durable: str | None = None,
-                batch: int = 1000, new_only: bool = False) -> AsyncIterator[list[InMsg]]:
+                batch: int = 1000, new_only: bool = False, recreate: bool = False) -> AsyncIterator[list[InMsg]]:
         """Messages of ``subjects`` in bus order, in batches, from ``start_seq`` (0: the start,
         or with ``new_only`` only what arrives from now on), or where ``durable`` left off."""
 

@@ -302,8 +302,11 @@ class NatsBus(Bus):
 
     # -- consuming -----------------------------------------------------------------------
     async def consume(self, stream: str, subjects: list[str], *, start_seq: int = 0, durable: str | None = None,
-                      batch: int = 1000, new_only: bool = False,
+                      batch: int = 1000, new_only: bool = False, recreate: bool = False,
                       ack_wait_s: float = 60.0, max_ack_pending: int = 200_000) -> AsyncIterator[list[InMsg]]:
+        """See :meth:`Bus.consume`. ``recreate``: a durable consumer is created afresh at
+        ``start_seq`` (its owner keeps its own exact position, e.g. the bus recorder's checkpoint:
+        messages delivered to a killed process are then not held back for ``ack_wait_s``)."""
         from nats.js import api
 
         if durable:
@@ -317,9 +320,15 @@ class NatsBus(Bus):
             if start_seq:
                 cfg.deliver_policy = api.DeliverPolicy.BY_START_SEQUENCE
                 cfg.opt_start_seq = start_seq
+            exists = True
             try:
                 await self.js.consumer_info(stream, durable)
             except Exception:
+                exists = False
+            if exists and recreate:
+                await self.js.delete_consumer(stream, durable)
+                exists = False
+            if not exists:
                 await self.js.add_consumer(stream, cfg)
             psub = await self.js.pull_subscribe_bind(durable, stream)
             self._subs.append(psub)

@@ -87,7 +87,7 @@ class BusRecorder:
 
     def __init__(self, url: str | Bus, out: str | os.PathLike, durable: str, *, subjects: list[str] | None = None,
                  raw: bool = True, commit_interval_s: float = 2.0, roll_interval_s: float = 300.0,
-                 fsync: bool = False, streams: Any = None, **recorder_options: Any) -> None:
+                 fsync: bool = False, streams: Any = None, batch: int = 2000, **recorder_options: Any) -> None:
         from tickwire.bus.collector import StreamsConfig
 
         self.url = url
@@ -100,6 +100,7 @@ class BusRecorder:
         self.fsync = fsync
         self.streams = streams or StreamsConfig()
         self.ropts = recorder_options
+        self.batch = batch
         self.cp_path = self.root / CHECKPOINT_DIR / f"{durable}.json"
         self.root.mkdir(parents=True, exist_ok=True)
         self.cp = self._restore()
@@ -141,6 +142,7 @@ class BusRecorder:
         from tickwire.sinks.writer import WAL_DIR, LOCK_NAME, recover
 
         cp = self._read_cp()
+        self.undone_bytes = 0   # written after the last commit by a killed run: removed
         if cp.writer:
             wdir = self.root / WAL_DIR / cp.writer
             if wdir.is_dir():
@@ -150,12 +152,17 @@ class BusRecorder:
                     rel = str(f.relative_to(wdir))
                     size = cp.wal.get(rel)
                     if size is None:
+                        self.undone_bytes += f.stat().st_size
                         f.unlink()
                     elif f.stat().st_size != size:
+                        self.undone_bytes += f.stat().st_size - size
                         with open(f, "r+b") as fh:
                             fh.truncate(size)
                             os.fsync(fh.fileno())
         recover(self.root)
+        if cp.commits:
+            log.warning("resuming %s after md seq %d, raw seq %d (checkpoint %d); %d bytes written after it removed",
+                        self.durable, cp.md_seq, cp.raw_seq, cp.commits, self.undone_bytes)
         return cp
 
     def _wal_sizes(self) -> dict[str, int]:
@@ -192,14 +199,16 @@ class BusRecorder:
         q: asyncio.Queue = asyncio.Queue(maxsize=8)
         tasks: list[asyncio.Task] = []
 
-        async def pump(kind: str, stream: str, subjects: list[str], durable: str) -> None:
+        async def pump(kind: str, stream: str, subjects: list[str], durable: str, after: int) -> None:
             await self._wait_stream(bus, stream)
-            async for batch in bus.consume(stream, subjects, durable=durable, batch=2000):
+            # the checkpoint is the exact position: the durable consumer restarts right after it
+            async for batch in bus.consume(stream, subjects, durable=durable, batch=self.batch, start_seq=after + 1,
+                                           recreate=True):
                 await q.put((kind, batch))
 
-        tasks.append(asyncio.create_task(pump("md", self.streams.md, self.subjects, self.durable)))
+        tasks.append(asyncio.create_task(pump("md", self.streams.md, self.subjects, self.durable, self.cp.md_seq)))
         if self.raw:
-            tasks.append(asyncio.create_task(pump("raw", self.streams.raw, ["raw.>"], self.durable + "-raw")))
+            tasks.append(asyncio.create_task(pump("raw", self.streams.raw, ["raw.>"], self.durable + "-raw", self.cp.raw_seq)))
         next_commit = loop.time() + self.commit_interval_s
         try:
             while True:

@@ -150,6 +150,9 @@ def record_bus(url: str, durable: str, out: str, *, subjects: str | None = None,
             print_error(e)
             return EXIT_DISK
         t0 = time.monotonic()
+        if rec.cp.commits:
+            typer.echo(f"resuming durable {durable} after md sequence {rec.cp.md_seq:,} (raw {rec.cp.raw_seq:,}); "
+                       f"{rec.undone_bytes:,} bytes written after that checkpoint removed", err=True)
         with stop_on_signals(stop):
             try:
                 await rec.run(duration=duration, stop=stop)
