@@ -4,6 +4,7 @@ what a killed recorder left."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Optional
@@ -18,7 +19,8 @@ from tickwire.cli.common import (EXIT_DISK, EXIT_FEED, EXIT_SPEC, check_run_limi
 _RECORD_KEYS = {"flush_interval", "roll_interval", "roll_size", "max_pending", "raw", "kinds", "fsync",
                 "book_snapshot_interval", "book_snapshot_depth", "compression_level"}
 _TOP_KEYS = {"out", "streams", "specs", "sim", "seed", "faults", "duration", "network", "proxy", "endpoints",
-             "timers", "record", "sim_options", "credentials", "venue_options", "max_retries", "give_up_after"}
+             "timers", "record", "sim_options", "credentials", "venue_options", "max_retries", "give_up_after",
+             "metrics_port"}
 
 
 def record(
@@ -52,11 +54,26 @@ def record(
     snapshot_interval: Optional[float] = typer.Option(None, "--snapshot-interval", help="Seconds between top-N book snapshots per book; 0 = none [default: 1]"),
     snapshot_depth: Optional[int] = typer.Option(None, "--snapshot-depth", help="Levels per side in book snapshots [default: 20]"),
     fsync: Optional[bool] = typer.Option(None, "--fsync/--no-fsync", help="fsync every flush (survives power loss; slower) [default: off]"),
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port",
+                                               help="Serve Prometheus /metrics on this port (127.0.0.1; "
+                                                    "--metrics-host to change)"),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="Address /metrics listens on"),
     dashboard: bool = typer.Option(False, "--dashboard/--no-dashboard",
                                    help="Live table of every stream on stderr (a terminal); otherwise a progress "
                                         "line on stderr when it is a terminal [default: no-dashboard]"),
+    bus: Optional[str] = typer.Option(None, "--bus", help="Record a NATS JetStream bus instead (URL), through "
+                                                          "--durable; exactly once across restarts (docs/scale-out.md)"),
+    durable: Optional[str] = typer.Option(None, "--durable", help="With --bus: the durable consumer's name"),
 ) -> None:
     """Record streams to a Parquet dataset (+ raw frame archive) under --out."""
+    if bus:  # scale-out: a bus recorder (tickwire.cli.bus)
+        from tickwire.cli.bus import record_bus
+
+        if not durable:
+            fail("--bus needs --durable NAME (the consumer that resumes where a stopped recorder left off)", EXIT_SPEC)
+        raise typer.Exit(record_bus(bus, durable, out or "./data", subjects=",".join(specs or []) or None,
+                                    raw=raw if raw is not None else True, duration=duration,
+                                    fsync=bool(fsync)))
     cfg = load_config(config) if config else {}
     from tickwire.options import did_you_mean
 
@@ -109,7 +126,8 @@ def record(
                      venue_options=_merge(cfg.get("venue_options"), parse_venue_options(venue_option)),
                      credentials=load_credentials(pick(credentials, "credentials", None)),
                      max_retries=pick(max_retries, "max_retries", None),
-                     give_up_after_s=pick(give_up_after, "give_up_after", None))
+                     give_up_after_s=pick(give_up_after, "give_up_after", None),
+                     metrics_port=pick(metrics_port, "metrics_port", None), metrics_host=metrics_host)
     code = run_async(_record(all_specs, pick(out, "out", "./data"), ropts, sim_opts, feed_opts, run_s, dashboard))
     raise typer.Exit(code)
 
@@ -184,6 +202,9 @@ async def _record(specs: list[str], out_dir: str, ropts: dict, sim_opts: Any, fe
         with stop_on_signals(stop):
             async with stream(*specs, sim=sim_opts, **feed_opts) as feed:
                 rec.attach(feed)
+                if feed.metrics is not None:
+                    feed.metrics.add_recorder(rec)
+                    logging.getLogger("tickwire.cli").info("metrics on %s", feed.metrics.url)
                 wd = asyncio.create_task(close_feed_when_done(feed, stop, t0 + duration if duration else None,
                                                               lambda: rec.error is not None))
                 try:

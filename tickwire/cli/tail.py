@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from typing import Any, Optional
@@ -36,8 +37,18 @@ def tail(
     give_up_after: Optional[float] = typer.Option(None, "--give-up-after",
                                                   help="Give up a connection after this many seconds without "
                                                        "serving (exit 3) [default: never]"),
+    bus: Optional[str] = typer.Option(None, "--bus", help="Read a NATS JetStream bus instead (URL); SPECS are then "
+                                                          "subjects, e.g. 'md.okx.>' (docs/scale-out.md)"),
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port",
+                                               help="Serve Prometheus /metrics on this port (127.0.0.1; "
+                                                    "--metrics-host to change)"),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="Address /metrics listens on"),
 ) -> None:
     """Print normalized events as JSON lines."""
+    if bus:  # scale-out: SPECS are bus subjects (tickwire.cli.bus)
+        from tickwire.cli.bus import tail_bus
+
+        raise typer.Exit(tail_bus(bus, specs, limit=limit, duration=duration, status=status))
     from tickwire import FeedError, SpecError, stream, to_json
 
     check_run_limits(limit, duration)
@@ -53,7 +64,10 @@ def tail(
             async with stream(*specs, sim=sim_opts, endpoints=parse_kv(endpoint, "--endpoint"), network=net,
                               proxy=proxy, timers=parse_timers(timer), credentials=creds,
                               venue_options=parse_venue_options(venue_option), max_retries=max_retries,
-                              give_up_after_s=give_up_after) as feed:
+                              give_up_after_s=give_up_after, metrics_port=metrics_port,
+                              metrics_host=metrics_host) as feed:
+                if feed.metrics is not None:
+                    logging.getLogger("tickwire.cli").info("metrics on %s", feed.metrics.url)
                 it = feed.__aiter__()
                 while True:
                     if deadline is not None:
