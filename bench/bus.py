@@ -98,8 +98,8 @@ def _distinct(events: list, rounds: int) -> list:
     return out
 
 
-async def publish_cost(url: str, events: list, per_event: bool = False) -> dict:
-    c = Collector(url, [], name="bench", snapshot_interval_s=0)
+async def publish_cost(url: str, events: list, per_event: bool = False, batch: int = 1) -> dict:
+    c = Collector(url, [], name="bench", snapshot_interval_s=0, batch_events=batch)
     from tickwire.bus.base import connect_bus
     from tickwire.bus.collector import Publisher
 
@@ -243,10 +243,12 @@ def main(argv: list[str] | None = None) -> int:
         floor = _consume_cpu(events)
         r = asyncio.run(publish_cost(bus.url, events))
         per_event = asyncio.run(publish_cost(bus.url, _distinct(sample[: len(sample) // 2], 2), per_event=True))
+        batched = asyncio.run(publish_cost(bus.url, _distinct(sample, args.rounds + 10)[len(events):], batch=32))
         print("## publish cost (collector side, CPU of this process)\n")
         print("| batching | events | messages | events/msg | CPU µs/event | CPU µs/msg | confirmed |")
         print("|---|---:|---:|---:|---:|---:|---:|")
-        for name, x in (("one message per frame and stream (tickwire)", r), ("one message per event", per_event)):
+        for name, x in (("one message per frame and stream (default)", r), ("one message per event", per_event),
+                        ("--batch 32 (a backlog: up to 32 deltas/trades per message)", batched)):
             print(f"| {name} | {x['events']:,} | {x['messages']:,} | {x['events'] / x['messages']:.2f} | "
                   f"{x['cpu_us_event'] - floor:.2f} | {x['cpu_us_msg']:.2f} | {x['confirmed']:,} |")
         print(f"\n(consuming the same events without publishing: {floor:.2f} µs/event, subtracted)\n")

@@ -33,7 +33,7 @@ import msgspec
 from tickwire.bus import codec
 from tickwire.bus.base import Bus, OutMsg, StreamSpec, connect_bus
 from tickwire.bus.codec import BusState, RawRecord, Snapshot
-from tickwire.model import BookUpdate, Event
+from tickwire.model import BookUpdate, Event, Trade
 from tickwire.net.tap import SocketInfo, Tap
 
 log = logging.getLogger("tickwire.bus")
@@ -303,6 +303,15 @@ class RawTap(Tap):
 # --------------------------------------------------------------------------- collector
 
 
+def _batchable(ev: Any) -> bool:
+    """Events a consumer deduplicates exactly by the venue's own key (book deltas by sequence,
+    trades by trade id): only these may share a message across frames (``batch_events``)."""
+    cls = ev.__class__
+    if cls is BookUpdate:
+        return not ev.snapshot and bool(ev.seq)
+    return cls is Trade and bool(ev.trade_id)
+
+
 @dataclass
 class CollectorStats:
     events: int = 0
@@ -316,6 +325,11 @@ class CollectorStats:
 class Collector:
     """A feed of ``specs`` whose events are published to the bus at ``url``.
 
+    ``batch_events`` (default 1: one message per frame and stream, which redundant collectors
+    publish identically, so the bus stores it once): up to this many book deltas or trades of
+    one stream per message while the feed has a backlog — far less CPU per event under load;
+    twins' batches then differ and the bus may hold an event twice, which consumers drop
+    exactly (by venue sequence / trade id, see :class:`~tickwire.bus.consumer.Keeper`).
     ``sim``/``feed_options`` go to :func:`tickwire.stream`. ``snapshot_interval_s``: how often
     each valid book is published on its ``snap.`` subject (0: never). ``raw``: also publish the
     sockets' raw frames (``raw.`` subjects) for archives. ``on_event``: called with every
@@ -333,6 +347,7 @@ class Collector:
     feed_options: dict = field(default_factory=dict)
     on_event: Callable[[Event], None] | None = None
     raw_max_bytes: int = 512 * 1024
+    batch_events: int = 1
 
     def __post_init__(self) -> None:
         self.stats = CollectorStats()
@@ -403,22 +418,35 @@ class Collector:
 
     # -- the loop ------------------------------------------------------------------------
     async def run(self, duration: float | None = None, stop: asyncio.Event | None = None) -> None:
-        """Consume the feed and publish until ``duration`` passes, ``stop`` is set or the feed ends."""
+        """Consume the feed and publish until ``duration`` passes, ``stop`` is set or the feed ends.
+
+        Events are grouped per stream: the events of one frame make one message; with
+        ``batch_events`` > 1, consecutive frames of book deltas (with a venue sequence) or of
+        trades (with trade ids) of one stream also share a message while the feed has more
+        events waiting (under load), up to ``batch_events``. Every group is sent when the
+        feed's queue is empty."""
         feed = self.feed
         pub = self.publisher
         assert feed is not None and pub is not None
         loop = asyncio.get_running_loop()
         end = loop.time() + duration if duration else None
         it = feed.__aiter__()
-        group: list[Event] = []
-        gkey: tuple[str, int] | None = None
+        groups: dict[str, list[Event]] = {}
         stats = self.stats
         name = self.name
         snap_iv = self.snapshot_interval_s
+        batch = self.batch_events
         books_seen: dict[str, BookUpdate] = {}
         md_subject = codec.md_subject
         encode_md = codec.encode_md
         submit = pub.submit
+
+        def emit(spec: str) -> None:
+            g = groups.pop(spec)
+            body, mid = encode_md(spec, g, "", name)
+            submit(OutMsg(md_subject(spec), body, mid))
+            stats.messages += 1
+
         while True:
             timeout = 0.25
             if end is not None:
@@ -438,24 +466,20 @@ class Collector:
                 if ev.is_status:
                     self._status(ev)
                 else:
-                    key = (ev.stream, ev.recv_ns)
-                    if key != gkey:
-                        if group:
-                            body, mid = encode_md(gkey[0], group, "", name)
-                            submit(OutMsg(md_subject(gkey[0]), body, mid))
-                            stats.messages += 1
-                        group = []
-                        gkey = key
-                    group.append(ev)
+                    spec = ev.stream
+                    g = groups.get(spec)
+                    if g is not None and g[-1].recv_ns != ev.recv_ns and (
+                            batch <= 1 or len(g) >= batch or not _batchable(ev) or not _batchable(g[-1])):
+                        emit(spec)
+                        g = None
+                    if g is None:
+                        g = groups[spec] = []
+                    g.append(ev)
                     if ev.__class__ is BookUpdate and snap_iv:
-                        books_seen[ev.stream] = ev
+                        books_seen[spec] = ev
             if feed.pending() == 0 or ev is None:
-                if group:
-                    body, mid = encode_md(gkey[0], group, "", name)  # type: ignore[index]
-                    submit(OutMsg(md_subject(gkey[0]), body, mid))  # type: ignore[index]
-                    stats.messages += 1
-                    group = []
-                    gkey = None
+                for spec in list(groups):
+                    emit(spec)
                 if books_seen:
                     self._maybe_snapshots(books_seen)
                 if self._rawtap is not None and (self._rawtap.nbytes or ev is None):
@@ -464,10 +488,8 @@ class Collector:
                     pub.kick()
             elif self._rawtap is not None and self._rawtap.nbytes > self.raw_max_bytes:
                 self._flush_raw()
-        if group:
-            body, mid = encode_md(gkey[0], group, "", name)  # type: ignore[index]
-            submit(OutMsg(md_subject(gkey[0]), body, mid))  # type: ignore[index]
-            stats.messages += 1
+        for spec in list(groups):
+            emit(spec)
         self._flush_raw()
         if self._streams_ready:
             pub.kick()

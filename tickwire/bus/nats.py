@@ -134,6 +134,7 @@ class NatsBus(Bus):
         self._inbox = f"_INBOX.tw{secrets.token_hex(8)}"
         self._ack_sub = await nc.subscribe(self._inbox + ".*", cb=self._on_ack, pending_msgs_limit=1_000_000,
                                            pending_bytes_limit=256 * 1024 * 1024)
+        self._hook_acks(nc)
         self._state(True, "connected")
 
     def _start_sender(self) -> None:
@@ -253,22 +254,96 @@ class NatsBus(Bus):
             if not self.connected:
                 continue
             out, self._outbox = self._outbox, []
-            nc = self.nc
-            inbox = self._inbox
-            waiting = self._waiting
-            pub = nc.publish
-            i = 0
+            if not out:
+                continue
             try:
-                for i, (m, cb) in enumerate(out):
-                    self._n += 1
-                    n = self._n
-                    waiting[n] = (m, cb)
-                    await pub(m.subject, m.data, reply=f"{inbox}.{n}",
-                              headers={"Nats-Msg-Id": m.msg_id} if m.msg_id else None)
+                if self._fast:
+                    await self._send_fast(out)
+                else:
+                    await self._send_public(out)
+            except AttributeError:  # a client version without the internals used by _send_fast
+                self._fast = False
+                await self._send_public(out)
             except Exception as e:
-                # not sent (link lost while sending): report so the owner keeps and re-sends them
-                for m, cb in out[i:]:
+                # not sent (link lost while sending): the owner keeps them and sends them again
+                for m, cb in out:
                     cb(m, 0, False, f"not sent: {e!r}")
+
+    _fast = True
+
+    async def _send_fast(self, out: list[tuple[OutMsg, AckCallback]]) -> None:
+        """Every message of ``out`` as one write: HPUB commands built here (subjects are escaped
+        by the codec, ids are plain ASCII), handed to the client's pending buffer in one piece.
+        Measured: less than half the CPU of one ``publish()`` call per message."""
+        nc = self.nc
+        inbox = self._inbox.encode()
+        waiting = self._waiting
+        n = self._n
+        parts = []
+        for m, cb in out:
+            n += 1
+            waiting[n] = (m, cb)
+            data = m.data
+            if m.msg_id:
+                hdr = b"NATS/1.0\r\nNats-Msg-Id: %s\r\n\r\n" % m.msg_id.encode()
+                parts.append(b"HPUB %s %s.%d %d %d\r\n%s%s\r\n" % (m.subject.encode(), inbox, n, len(hdr),
+                                                                    len(hdr) + len(data), hdr, data))
+            else:
+                parts.append(b"PUB %s %s.%d %d\r\n%s\r\n" % (m.subject.encode(), inbox, n, len(data), data))
+        self._n = n
+        await nc._send_command(b"".join(parts))
+        await nc._flush_pending()
+
+    async def _send_public(self, out: list[tuple[OutMsg, AckCallback]]) -> None:
+        nc = self.nc
+        inbox = self._inbox
+        waiting = self._waiting
+        for m, cb in out:
+            self._n += 1
+            n = self._n
+            waiting[n] = (m, cb)
+            await nc.publish(m.subject, m.data, reply=f"{inbox}.{n}",
+                             headers={"Nats-Msg-Id": m.msg_id} if m.msg_id else None)
+
+    def _hook_acks(self, nc: Any) -> None:
+        """Confirmations are handled right where the client's parser hands over a message
+        (no message object, queue or task per confirmation: measured, that was most of the
+        publishing cost). Any other message goes the client's usual way."""
+        orig = getattr(nc, "_process_msg", None)
+        sid = getattr(self._ack_sub, "_id", None)
+        if orig is None or sid is None:
+            return
+        on_ack = self._ack
+
+        async def process_msg(sid_: int, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
+            if sid_ == sid:
+                on_ack(subject, data, headers)
+            else:
+                await orig(sid_, subject, reply, data, headers)
+
+        nc._process_msg = process_msg
+
+    def _ack(self, subject: bytes, data: bytes, headers: Any) -> None:
+        try:
+            n = int(subject[subject.rfind(b".") + 1:])
+        except ValueError:
+            return
+        entry = self._waiting.pop(n, None)
+        if entry is None:
+            return
+        m, cb = entry
+        if not data:
+            cb(m, 0, False, f"no stream answered ({bytes(headers or b'')[:40]!r})")
+            return
+        try:
+            a = _ack_dec.decode(data)
+        except msgspec.DecodeError:
+            cb(m, 0, False, f"bad confirmation {data[:80]!r}")
+            return
+        if a.error:
+            cb(m, 0, False, f"{a.error.get('code')} {a.error.get('description', '')}")
+        else:
+            cb(m, a.seq, a.duplicate, "")
 
     async def _on_ack(self, msg: Any) -> None:
         try:

@@ -33,6 +33,9 @@ def collect(
     max_bytes: str = typer.Option("8GB", "--max-bytes", help="Retention of md (and of raw) messages by size"),
     replicas: Optional[int] = typer.Option(None, "--replicas", help="Stream replicas [default: 3 on a cluster, else 1]"),
     dup_window: float = typer.Option(120.0, "--dup-window", help="Seconds over which message ids are deduplicated"),
+    batch: int = typer.Option(1, "--batch", help="Up to N book deltas / trades of a stream per message under load "
+                                                 "(1: one message per frame, stored once across redundant "
+                                                 "collectors; docs/scale-out.md)"),
 ) -> None:
     """Publish normalized events (and optionally raw frames) to a NATS JetStream bus."""
     from tickwire import SpecError, parse
@@ -67,7 +70,7 @@ def collect(
 
     async def main() -> int:
         c = Collector(bus, canon, raw=raw, snapshot_interval_s=snapshot_interval, max_buffer_bytes=parse_size(max_buffer),
-                      streams=streams, sim=sim_opts, on_event=on_event,
+                      streams=streams, sim=sim_opts, on_event=on_event, batch_events=batch,
                       feed_options={"endpoints": parse_kv(endpoint, "--endpoint"), "network": network},
                       **({"name": name} if name else {}))
         stop = asyncio.Event()
