@@ -86,9 +86,12 @@ async def test_queue_overflow_drops_market_data_counts_it_and_keeps_status(cls):
     gap = Gap(venue="bybit", stream="s", recv_ns=1, expected=1, received=3)
     q.push([_trade(2000), gap, _trade(2001)])
     assert len(q) == 1030 + 2  # the Overflow marker and the Gap
+    assert q.dropped == 2
     evs = [q.take() for _ in range(len(q))]
     ov = [e for e in evs if isinstance(e, Overflow)]
-    assert len(ov) == 1 and ov[0].dropped == 2 and evs[-1] is gap
+    # the consumer hears of the loss next, ahead of the 1,030 events waiting (not after them)
+    assert len(ov) == 1 and ov[0].dropped == 2 and evs[0] is ov[0] and evs[-1] is gap
+    assert q.taken == 1032
     q.push([_trade(3000)])  # after the marker was taken, a new overflow gets a new marker
     assert q.take().trade_id == "3000"
 

@@ -90,6 +90,7 @@ def _lazy(module: str, attr: str = "run") -> Runner:
 CLIENTS: dict[str, Runner] = {
     "floor": _lazy(".floor"),
     "tickwire": _lazy(".tickwire_client"),
+    "tickwire+metrics": _lazy(".tickwire_client", "run_with_metrics"),
     "cryptofeed": _lazy(".peer_cryptofeed"),
     "ccxt.pro": _lazy(".peer_ccxt"),
     "pybit": _lazy(".peer_pybit"),
@@ -113,6 +114,7 @@ CLIENT_VENUES: dict[str, tuple[str, ...]] = {
 # One-line description for RESULTS.md.
 CLIENT_DESC: dict[str, str] = {
     "floor": "raw picows + msgspec typed Structs + dict book, uvloop (no events, no integrity)",
+    "tickwire+metrics": "tickwire with Prometheus metrics on (metrics_port=0: counters on the hot path, /metrics served)",
     "cryptofeed": "cryptofeed FeedHandler, L2_BOOK / TRADES callbacks",
     "ccxt.pro": "ccxt.pro watch_order_book / watch_trades loop",
     "pybit": "pybit WebSocket(channel_type='linear').orderbook_stream / trade_stream",

@@ -15,7 +15,7 @@ SPECS = {
 }
 
 
-async def _main(url: str, venue: str, expected: int) -> dict[str, Any]:
+async def _main(url: str, venue: str, expected: int, metrics: bool = False) -> dict[str, Any]:
     import tickwire
     from tickwire.model import BookUpdate, Trade
 
@@ -25,7 +25,7 @@ async def _main(url: str, venue: str, expected: int) -> dict[str, Any]:
     trades = 0
     last_trade_id = ""
     book = None
-    async with tickwire.stream(spec, endpoints={name: base}) as feed:
+    async with tickwire.stream(spec, endpoints={name: base}, metrics_port=0 if metrics else None) as feed:
         if venue == "bybit-trades":
             last_ts = -1
             async for ev in feed:
@@ -52,13 +52,18 @@ async def _main(url: str, venue: str, expected: int) -> dict[str, Any]:
     return out
 
 
-def run(url: str, venue: str, expected_msgs: int) -> dict[str, Any]:
+def run(url: str, venue: str, expected_msgs: int, metrics: bool = False) -> dict[str, Any]:
     if venue not in SPECS:
         raise NotSupported(venue)
     import uvloop
 
     loop = uvloop.new_event_loop()
     try:
-        return loop.run_until_complete(_main(url, venue, expected_msgs))
+        return loop.run_until_complete(_main(url, venue, expected_msgs, metrics))
     finally:
         loop.close()
+
+
+def run_with_metrics(url: str, venue: str, expected_msgs: int) -> dict[str, Any]:
+    """The same pipeline with Prometheus metrics on (counters on the hot path, /metrics served)."""
+    return run(url, venue, expected_msgs, metrics=True)

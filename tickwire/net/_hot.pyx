@@ -115,15 +115,20 @@ cdef inline int64_t _time_ns() noexcept nogil:
 
 
 cdef class EventQueue:
-    cdef public object buf, waiter, overflow, on_pause, on_resume, error
-    cdef object _extend, _popleft  # the deque's bound methods, looked up once
+    cdef public object buf, waiter, overflow, on_pause, on_resume, error, meter
+    cdef object _extend, _popleft, _appendleft  # the deque's bound methods, looked up once
     cdef public Py_ssize_t max_buffer, room, high, high0, low
+    cdef public long long dropped, taken
     cdef public bint paused, rearm, closed
 
     def __init__(self, Py_ssize_t max_buffer, Py_ssize_t read_ahead, on_pause, on_resume):
         self.buf = deque()
         self._extend = self.buf.extend
         self._popleft = self.buf.popleft
+        self._appendleft = self.buf.appendleft
+        self.meter = None
+        self.dropped = 0
+        self.taken = 0
         self.waiter = None
         self.overflow = None
         self.max_buffer = max_buffer
@@ -164,6 +169,9 @@ cdef class EventQueue:
             self.overflow = None
         if self.paused and len(self.buf) <= self.low:
             self.on_resume(False)
+        self.taken += 1
+        if self.meter is not None and not (self.taken & 15):
+            self.meter.taken_one(ev, _time_ns())
         return ev
 
     def __len__(self):
@@ -178,10 +186,35 @@ cdef class EventQueue:
         return wait_next(self)
 
 
+cdef class StreamCount:
+    """Events of one stream and the receipt time of its last one (metrics)."""
+    cdef public long long events, last_ns
+
+
+cdef inline void _count(object meter, list events, int64_t recv_ns, long long frames):
+    """Per frame: one dict lookup and two C stores (a frame's events belong to one stream);
+    a lag sample every 16 frames. The reference is Meter.count in meter.py."""
+    cdef Py_ssize_t n = len(events)
+    ev = events[n - 1]
+    if ev.is_status:
+        meter.status_frame(events, recv_ns)
+        return
+    k = ev.stream
+    cdef dict counts = meter.counts
+    c = counts.get(k)
+    if c is None:
+        c = meter.new_count(k)
+    (<StreamCount>c).events += n
+    (<StreamCount>c).last_ns = recv_ns
+    if not (frames & 15):
+        meter.sample_lag(ev, recv_ns)
+
+
 cdef class FrameReader(WSListener):
     """The socket callback: frame -> venue decoder -> events -> queue."""
     cdef public object decode, raw, session, name
     cdef public long long frames, nbytes  # data frames and their bytes received (metrics, liveness)
+    cdef public object meter              # tickwire.net.meter.Meter when metrics are on, else None
     cdef object _push
     cdef EventQueue _queue  # set when push is a queue's own push: called in C
 
@@ -211,6 +244,8 @@ cdef class FrameReader(WSListener):
             except Exception as e:  # a dialect bug must not kill the feed
                 events = self.decoder_failed(e, recv_ns)
             if events:
+                if self.meter is not None:
+                    _count(self.meter, <list>events, recv_ns, self.frames)
                 if self._queue is not None:
                     self._queue.push(events)
                 else:

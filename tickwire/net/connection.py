@@ -59,6 +59,8 @@ class _PyReader(WSListener):
             except Exception as e:  # a dialect bug must not kill the feed
                 events = self.decoder_failed(e, recv_ns)
             if events:
+                if self.meter is not None:
+                    self.meter.count(events, recv_ns, self.frames)
                 self.push(events)
             if self.session.outbox:
                 self.flush_outbox()
@@ -74,7 +76,7 @@ class _Listener(hot.compiled.FrameReader if hot.compiled else _PyReader):  # typ
     """
 
     __slots__ = ("conn", "sock", "close_code", "close_reason", "closed", "transport", "dead_reason", "fatal") + (
-        () if hot.compiled else ("session", "decode", "push", "raw", "name", "frames", "nbytes"))
+        () if hot.compiled else ("session", "decode", "push", "raw", "name", "frames", "nbytes", "meter"))
 
     def __init__(self, conn: "ManagedConnection", session: Session, sock: SocketInfo,
                  push: Callable[[list[Event]], None]) -> None:
@@ -85,6 +87,7 @@ class _Listener(hot.compiled.FrameReader if hot.compiled else _PyReader):  # typ
         self.decode = session.on_frame     # bound once: this is the hot path
         self.push = push
         self.raw = conn.feed.taps.frame
+        self.meter = conn.feed.meter
         self.frames = 0
         self.nbytes = 0
         self.close_code: int | None = None
@@ -120,6 +123,8 @@ class _Listener(hot.compiled.FrameReader if hot.compiled else _PyReader):  # typ
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.closed.set()
+        self.conn.frames_done += self.frames
+        self.conn.bytes_done += self.nbytes
         reason = self.dead_reason or (f"closed by venue: {self.close_code} {self.close_reason}".strip()
                                       if self.close_code else "connection lost")
         self.conn.feed.taps.closed(self.name, _time_ns(), reason)
@@ -186,6 +191,9 @@ class ManagedConnection:
         self._next_session: Session | None = None  # its session (from before the socket opens)
         self.connected_once = False
         self.reconnects = 0
+        self.reconnect_reasons: dict[str, int] = {}  # low-cardinality category -> count (metrics)
+        self.frames_done = 0                          # frames and bytes of sockets that ended
+        self.bytes_done = 0
         self.sockets = 0
         self.stopping = False
         self.ended = False                      # a replay served this connection's recording to its end
@@ -241,6 +249,8 @@ class ManagedConnection:
     def _status(self, cls: type[Event], **kw: Any) -> Event:
         """A connection status event, also logged as one line (the CLI shows them on stderr)."""
         ev = cls(venue=self.venue.name, recv_ns=time.time_ns(), conn=self.name, **kw)
+        if self.feed.meter is not None:
+            self.feed.meter.status(ev)
         extra = {"venue": self.venue.name, "conn": self.name, "event": cls.__name__.lower()}
         if cls is Connected:
             log.info("%s connected to %s", self.name, kw.get("url", ""), extra={**extra, "url": kw.get("url", "")})
@@ -309,6 +319,7 @@ class ManagedConnection:
                 raise
             except Exception as e:
                 why = f"connect to {self.url} failed: {_describe(e)}"
+                self._count_reason("connect_failed")
                 if self._give_up(why):
                     return
                 delay = backoff_delay(attempt, opts.backoff_base_s, opts.backoff_cap_s, self._rand.random())
@@ -371,6 +382,7 @@ class ManagedConnection:
                                             f"too many channels ({lst.close_code}); moved {len(moved)} streams "
                                             "to a new connection", recv_ns=time.time_ns()))
             rate_closed = self.venue.close_means_slow_down(lst.close_code, lst.close_reason)
+            self._count_reason(_reason_category(lst, rate_closed))
             lived = time.monotonic() - started
             # A socket that delivered data for a while served its purpose: the next attempt starts
             # the backoff afresh (a line dropping every few seconds must not push the delays to
@@ -401,6 +413,18 @@ class ManagedConnection:
             if self.stopping:
                 return
             await asyncio.sleep(delay)
+
+    def _count_reason(self, category: str) -> None:
+        self.reconnect_reasons[category] = self.reconnect_reasons.get(category, 0) + 1
+
+    def traffic(self) -> tuple[int, int]:
+        """Frames and bytes received on every socket of this connection so far."""
+        frames, nbytes = self.frames_done, self.bytes_done
+        for lst in (self.listener, self.standby):
+            if lst is not None and not lst.closed.is_set():
+                frames += lst.frames
+                nbytes += lst.nbytes
+        return frames, nbytes
 
     def _give_up(self, why: str, events: list[Event] | None = None, counted: bool = False) -> bool:
         """With max_retries / give_up_after_s set: stop this connection for good when it has
@@ -529,6 +553,8 @@ class ManagedConnection:
             else:
                 events.append(it)
         if events:
+            if lst.meter is not None:
+                lst.meter.statuses(events)
             lst.push(events)
         if sends:
             self.flush()
@@ -606,6 +632,20 @@ class ManagedConnection:
             session.remove(subs)
             if lst is not None:
                 self.drain(lst)
+
+
+def _reason_category(lst: _Listener, rate_closed: bool) -> str:
+    """Why a socket ended, in a few words that make a low-cardinality metrics label."""
+    if rate_closed:
+        return "rate_limited"
+    r = lst.dead_reason
+    if r:
+        for prefix, cat in (("no pong", "no_pong"), ("no frame", "silent"), ("no login reply", "login_timeout"),
+                            ("login", "login_failed"), ("feed closed", "closed_by_us"), ("replaced", "failover")):
+            if r.startswith(prefix):
+                return cat
+        return "session"
+    return "closed_by_venue" if lst.close_code else "connection_lost"
 
 
 def _drop(events: list[Event]) -> None:

@@ -33,6 +33,7 @@ from tickwire.model import Event
 from tickwire.net import hot, queue
 from tickwire.net.connection import ManagedConnection, default_ssl_context
 from tickwire.net.ratelimit import Pacer
+from tickwire.net.meter import Meter
 from tickwire.net.tap import Tap, Taps
 from tickwire.subscription import SpecError, Subscription
 from tickwire.venues import get_venue, parse_many
@@ -60,6 +61,8 @@ class FeedOptions:
     stable_after_s: float = 30.0     # a connection that lived this long resets the backoff
     max_retries: int | None = None   # consecutive failed attempts before a connection gives up (None: never)
     give_up_after_s: float | None = None  # ... or this long without serving (None: never)
+    metrics_port: int | None = None  # serve Prometheus /metrics here (0: a free port; needs tickwire[metrics])
+    metrics_host: str = "127.0.0.1"
     tick_s: float = 0.1              # timer resolution for heartbeats and pacing
     max_buffer: int = 200_000        # events waiting for the consumer before dropping
     tune_gc: bool = True             # gc.freeze() + a larger young generation at start (see Feed.start)
@@ -70,6 +73,8 @@ class FeedOptions:
     credentials: dict[str, Any] = field(default_factory=dict)          # venue -> credentials
     venue_options: dict[str, dict] = field(default_factory=dict)       # venue -> dialect extras
     limits: dict[str, dict[str, Any]] = field(default_factory=dict)    # venue -> Limits overrides (tests)
+    instruments: bool | None = None  # load instrument lists (REST): True at start, False never, None see tickwire.instruments
+    instruments_refresh_s: float = 3600.0  # ... and load them again this often
 
 
 class Feed:
@@ -82,6 +87,10 @@ class Feed:
         self.connections: list[ManagedConnection] = []
         self.taps = Taps()
         """Observers of every socket (see :mod:`tickwire.net.tap`): :meth:`add_tap`."""
+        self.meter: Meter | None = None
+        """Counters for metrics (:meth:`enable_metrics`); None: nothing counted."""
+        self.metrics: Any = None
+        """The /metrics server when ``metrics_port`` is set (``.url``, ``.add_recorder(rec)``)."""
         self._queue = _EventQueue(self.options.max_buffer, self.options.read_ahead, self._pause, self._resume)
         self.push: Callable[[list[Event]], None] = self._queue.push
         """Called by connection readers: append events, never block (see :mod:`tickwire.net.queue`)."""
@@ -91,6 +100,9 @@ class Feed:
         self._conn_seq = 0
         self._ssl: ssl.SSLContext | None = None
         self._pause_timer: asyncio.TimerHandle | None = None
+        from tickwire.instruments import InstrumentLoader
+
+        self._instruments = InstrumentLoader(self)
 
     # -- configuration used by connections ----------------------------------------------
     def endpoint_base(self, venue: str) -> str | None:
@@ -132,6 +144,21 @@ class Feed:
                                               margin=over.get("margin", venue.limits.margin))
         return lim
 
+    def enable_metrics(self) -> Meter:
+        """Count events per stream, status events, lags (about 40 ns per event; see
+        :mod:`tickwire.net.meter`). :mod:`tickwire.metrics` reads the counters at scrape time."""
+        if self.meter is None:
+            self.meter = self._queue.meter = Meter()
+            for c in self.connections:
+                for lst in (c.listener, c.standby):
+                    if lst is not None:
+                        lst.meter = self.meter
+        return self.meter
+
+    def dropped(self) -> int:
+        """Market-data events dropped since the start because the consumer was too slow."""
+        return self._queue.dropped
+
     def add_tap(self, tap: Tap) -> None:
         """Observe every socket of this feed from now on (recorder, dashboard, publisher...)."""
         self.taps.add(tap)
@@ -167,6 +194,11 @@ class Feed:
             for group in venue.plan(subs):
                 self._add_connection(venue, endpoint, group)
         self._ticker = asyncio.get_running_loop().create_task(self._tick_loop(), name="tickwire:timers")
+        self._instruments.start()
+        if self.options.metrics_port is not None:
+            from tickwire.metrics import serve_metrics
+
+            self.metrics = await serve_metrics(self, self.options.metrics_port, self.options.metrics_host)
         return self
 
     def _add_connection(self, venue: Venue, endpoint: str, subs: list[Subscription]) -> ManagedConnection:
@@ -194,7 +226,10 @@ class Feed:
         self._closed = self._queue.closed = True
         if self._ticker is not None:
             self._ticker.cancel()
+        self._instruments.stop()
         await asyncio.gather(*(c.stop() for c in self.connections), return_exceptions=True)
+        if self.metrics is not None:
+            await self.metrics.stop()
         self._wake()
 
     async def __aenter__(self) -> "Feed":
@@ -208,6 +243,7 @@ class Feed:
         """Add streams to a running feed (on existing connections where limits allow)."""
         new = [s for s in parse_many(list(specs)) if s.spec not in {x.spec for x in self.subscriptions}]
         self.subscriptions.extend(new)
+        self._instruments.want(new)
         by_endpoint: dict[tuple[str, str], list[Subscription]] = {}
         for s in new:
             by_endpoint.setdefault((s.venue, s.endpoint), []).append(s)
@@ -296,6 +332,20 @@ class Feed:
         return len(self._queue)
 
     # -- inspection -------------------------------------------------------------------------
+    def instrument(self, what: Any) -> Any:
+        """The :class:`~tickwire.instruments.Instrument` of a spec (``"bybit.linear:book:BTCUSDT"``),
+        a Subscription or an event: tick size, lot size, contract value, settle currency, expiry,
+        unified symbol... None until the venue's list is loaded (in the background, never
+        delaying market data; see :mod:`tickwire.instruments`), or when there is none."""
+        from tickwire.instruments import key_of
+
+        return self._instruments.get(*key_of(what))
+
+    async def load_instruments(self, timeout_s: float | None = None) -> bool:
+        """Wait until the instrument lists the feed's streams need were loaded once (or failed:
+        see the log); False on timeout."""
+        return await self._instruments.wait(timeout_s)
+
     def books(self) -> dict[str, Book]:
         """Every maintained book, by stream spec."""
         out: dict[str, Book] = {}
@@ -306,16 +356,23 @@ class Feed:
 
     def stats(self) -> list[dict[str, Any]]:
         """The feed's read side, one dict per connection: ``conn`` (the name events carry),
-        ``socket`` (the id taps see), ``url``, ``streams`` (specs), ``reconnects``,
-        ``failovers``, ``rtt_ms`` (venue heartbeat round trip), ``connected``, ``fatal``."""
+        ``venue``, ``endpoint``, ``socket`` (the id taps see), ``url``, ``streams`` (specs),
+        ``reconnects`` and ``reconnect_reasons`` (category -> count), ``failovers``, ``rtt_ms``
+        (venue heartbeat round trip), ``frames`` and ``bytes`` received, ``connected``,
+        ``fatal``, ``stuck`` (streams whose book is broken and not yet resynced). Feed-wide:
+        :meth:`pending`, :meth:`dropped`."""
         out = []
         for c in self.connections:
             lst = c.listener
-            out.append({"conn": c.name, "socket": lst.name if lst is not None else None, "url": c.url,
+            frames, nbytes = c.traffic()
+            stuck = c.session.broken() if c.session is not None else []
+            out.append({"conn": c.name, "venue": c.venue.name, "endpoint": c.endpoint,
+                        "socket": lst.name if lst is not None else None, "url": c.url,
                         "streams": [s.spec for s in c.subs.values()], "reconnects": c.reconnects,
-                        "failovers": c.failovers, "rtt_ms": c.rtt_ms,
+                        "reconnect_reasons": dict(c.reconnect_reasons), "failovers": c.failovers,
+                        "rtt_ms": c.rtt_ms, "frames": frames, "bytes": nbytes,
                         "connected": c.transport is not None and not c.transport.is_disconnected,
-                        "fatal": c.fatal.msg if c.fatal else None})
+                        "fatal": c.fatal.msg if c.fatal else None, "stuck": stuck})
         return out
 
 
@@ -341,6 +398,13 @@ def validate(opts: FeedOptions, subs: list[Subscription]) -> None:
         for venue in table:
             if venue not in known:
                 raise unknown(f"venue in {what}", venue, known)
+    for venue, vopts in opts.venue_options.items():
+        # A venue that declares its options checks them here (e.g. bybit.max_active_time).
+        check = getattr(get_venue(venue), "check_options", None)
+        if check is not None:
+            if not isinstance(vopts, dict):
+                raise OptionError(f"bad venue_options for {venue}: expected a dict of option -> value")
+            opts.venue_options[venue] = check(vopts)
     for venue, over in opts.timers.items():
         opts.timers[venue] = check_fields("timer", Timers, over, f" for {venue}")
         check_positive(f"timer for {venue}", opts.timers[venue])
@@ -349,6 +413,13 @@ def validate(opts: FeedOptions, subs: list[Subscription]) -> None:
         if not 0 <= opts.limits[venue].get("margin", 0) < 1:
             raise OptionError(f"bad limit for {venue} margin={opts.limits[venue]['margin']!r}: must be in [0, 1)")
     check_proxy(opts.proxy)
+    if opts.metrics_port is not None:
+        if not 0 <= opts.metrics_port < 65536:
+            raise OptionError(f"bad option metrics_port={opts.metrics_port!r}: a TCP port (0: any free one)")
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError:
+            raise OptionError("metrics need prometheus_client: pip install 'tickwire[metrics]'") from None
     if opts.max_retries is not None and opts.max_retries < 1:
         raise OptionError(f"bad option max_retries={opts.max_retries!r}: at least 1 (or None: retry forever)")
     net = opts.network

@@ -13,6 +13,7 @@ picks one. The cold paths are shared: :func:`wait_next`, :func:`push_overflowing
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from typing import Any, Callable
 
@@ -21,7 +22,7 @@ from tickwire.model import Event, Overflow
 
 class EventQueue:
     __slots__ = ("buf", "waiter", "overflow", "max_buffer", "room", "high", "high0", "low", "paused", "rearm",
-                 "closed", "error", "on_pause", "on_resume")
+                 "closed", "error", "on_pause", "on_resume", "meter", "dropped", "taken")
 
     def __init__(self, max_buffer: int, read_ahead: int, on_pause: Callable[[], None],
                  on_resume: Callable[[bool], None]) -> None:
@@ -38,6 +39,9 @@ class EventQueue:
         self.error: BaseException | None = None
         self.on_pause = on_pause
         self.on_resume = on_resume
+        self.meter: Any = None       # tickwire.net.meter.Meter when metrics are on
+        self.dropped = 0             # market-data events dropped since the start (overflow)
+        self.taken = 0               # events the consumer took
 
     def push(self, events: list[Event]) -> None:
         """Called by connection readers: append events, never block."""
@@ -67,6 +71,9 @@ class EventQueue:
             self.overflow = None
         if self.paused and len(self.buf) <= self.low:
             self.on_resume(False)
+        self.taken += 1
+        if self.meter is not None and not self.taken & 15:
+            self.meter.taken_one(ev, time.time_ns())
         return ev
 
     def __len__(self) -> int:
@@ -91,7 +98,9 @@ class EventQueue:
 
 def push_overflowing(q: Any, events: list[Event]) -> None:
     """The buffer is (nearly) full: keep status events, drop market data and count it in one
-    Overflow marker."""
+    Overflow marker placed at the FRONT of the buffer when dropping starts, so the consumer
+    hears of it next, not after the whole backlog; its ``dropped`` grows until it is taken.
+    ``q.dropped`` counts every drop since the start (``feed.stats()``, metrics)."""
     buf = q.buf
     ov = q.overflow
     for ev in events:
@@ -102,8 +111,9 @@ def push_overflowing(q: Any, events: list[Event]) -> None:
         else:
             if ov is None:
                 ov = q.overflow = Overflow(venue=ev.venue, recv_ns=ev.recv_ns, dropped=0)
-                buf.append(ov)
+                buf.appendleft(ov)
             ov.dropped += 1
+            q.dropped += 1
 
 
 def wake(q: Any) -> None:

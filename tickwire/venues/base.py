@@ -17,7 +17,7 @@ output
     (a book needs a REST snapshot). ``has_output`` is true while anything waits; the engine
     checks it after every call and drains;
 queries (read-only)
-    ``books()``, ``book_seqs()``, ``refused``, ``rtt_ns``, ``conn``.
+    ``books()``, ``book_seqs()``, ``broken()``, ``refused``, ``rtt_ns``, ``conn``.
 
 Sessions never touch sockets or the event loop, so the same code decodes live frames,
 recorded files and replayed archives.
@@ -295,6 +295,10 @@ class Session:
     def books(self) -> dict[str, Book]:
         """Every book this connection maintains, by stream spec."""
         return {st.sub.spec: st.book for st in self.streams.values() if st.book is not None}
+
+    def broken(self) -> list[str]:
+        """Streams whose integrity broke (a Gap was reported) and that are not resynced yet."""
+        return [st.sub.spec for st in self.streams.values() if st.gap_reported]
 
     def book_seqs(self) -> dict[str, int]:
         """Last sequence applied to each intact book, by stream spec (failover joins on it)."""
