@@ -73,6 +73,18 @@ class FeedOptions:
     credentials: dict[str, Any] = field(default_factory=dict)          # venue -> credentials
     venue_options: dict[str, dict] = field(default_factory=dict)       # venue -> dialect extras
     limits: dict[str, dict[str, Any]] = field(default_factory=dict)    # venue -> Limits overrides (tests)
+
+    def __repr__(self) -> str:
+        """Every option but the credentials' values (a dict form would show secrets in clear)."""
+        shown = []
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "credentials":
+                v = {venue: "<credentials>" for venue in v}
+            elif f.name == "proxy" and v and "@" in v:
+                v = "<proxy with credentials>"
+            shown.append(f"{f.name}={v!r}")
+        return f"FeedOptions({', '.join(shown)})"
     instruments: bool | None = None  # load instrument lists (REST): True at start, False never, None see tickwire.instruments
     instruments_refresh_s: float = 3600.0  # ... and load them again this often
 
