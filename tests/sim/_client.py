@@ -32,11 +32,13 @@ class RawClient(picows.WSListener):
         self.transport: picows.WSTransport | None = None
 
     @classmethod
-    async def connect(cls, url: str, *, ip: str | None = None, headers: dict[str, str] | None = None) -> Self:
-        """Connect to ``url``; ``ip`` is sent as ``X-Forwarded-For``."""
+    async def connect(cls, url: str, *, ip: str | None = None, headers: dict[str, str] | None = None,
+                      ssl_context: Any = None) -> Self:
+        """Connect to ``url``; ``ip`` is sent as ``X-Forwarded-For``; ``ssl_context`` for ``wss://``."""
         if ip:
             headers = {"X-Forwarded-For": ip}
-        _, client = await picows.ws_connect(cls, url, extra_headers=headers)
+        kw = {"ssl_context": ssl_context} if ssl_context is not None else {}
+        _, client = await picows.ws_connect(cls, url, extra_headers=headers, **kw)
         return client  # type: ignore[return-value]
 
     def reason(self, message: bytes | None) -> Any:

@@ -74,9 +74,13 @@ class Simulator(ServerGroup):
     """Several venue simulators started and stopped together.
 
     ``faults`` apply to every venue that supports them; prefix one with ``"<venue>:"`` to target
-    a single venue (``"bybit:skip-u-every=100"``). ``options`` maps a venue name to its options.
+    a single venue (``"bybit:skip-u-every=100"``). A one-shot fault that acts on live connections
+    (``drop``, ``notice``, ``skip-u``…) waits for the first subscription; ``name@5s`` applies it
+    5 s after start, ``name@sub`` at the first subscription (see :mod:`.framework.faults`).
+    ``options`` maps a venue name to its options (``{"okx": {"latency_ms": 30, "jitter_ms": 10}}``).
     With ``port=N`` and several venues, venue ``i`` listens on ``N+i``; ``port=0`` picks free
-    ports.
+    ports. ``tls=True`` serves ``wss://``/``https://`` with a certificate made at start; the CA
+    bundle is :attr:`ca_file` (``tls_dir`` chooses where it is written).
     """
 
     def __init__(
@@ -87,6 +91,8 @@ class Simulator(ServerGroup):
         seed: int = 0,
         faults: Sequence[str] = (),
         options: Mapping[str, Mapping[str, Any]] | None = None,
+        tls: bool = False,
+        tls_dir: str | None = None,
     ):
         if isinstance(venues, str):
             venues = [venues]
@@ -104,17 +110,22 @@ class Simulator(ServerGroup):
             if sep and venue in VENUE_SIMS:
                 if venue not in per_venue:
                     raise ValueError(f"fault {spec!r} targets venue {venue!r}, which is not simulated")
+                VENUE_SIMS[venue].check_fault(rest)
                 per_venue[venue].append(rest)
                 continue
             f = parse_fault(spec)  # grammar check, ValueError on unknown names
             targets = [v for v in venues if f.name in VENUE_SIMS[v].FAULTS]
             if not targets:
-                raise ValueError(f"fault {f.name!r} is not supported by any of {list(venues)}")
+                valid = sorted({n for v in venues for n in VENUE_SIMS[v].FAULTS})
+                raise ValueError(f"fault {f.name!r} is not supported by {', '.join(venues)}; "
+                                 f"their faults: {', '.join(valid)}")
             for v in targets:
                 per_venue[v].append(spec)
         self.host = host
         self.port = port
         self.seed = seed
+        self.tls = tls
+        self.tls_dir = tls_dir
         self.venues: dict[str, VenueSim] = {
             v: VENUE_SIMS[v](seed=seed, options=options.get(v), faults=per_venue[v]) for v in venues
         }

@@ -135,12 +135,12 @@ BGE_FAULTS.update(
         s.name: s
         for s in (
             FaultSpec("skip-seq", "none",
-                      "withhold the next push of every active seq_id channel (its seq_id is used, never sent)"),
+                      "withhold the next push of every active seq_id channel (its seq_id is used, never sent)", needs_subscribers=True),
             FaultSpec("skip-seq-every", "count_or_duration",
                       "withhold every Nth push of each seq_id channel (skip-seq-every=50) or periodically (=2s)"),
-            FaultSpec("dup-seq", "none", "send the next push of every seq_id channel twice (same bytes, same seq_id)"),
+            FaultSpec("dup-seq", "none", "send the next push of every seq_id channel twice (same bytes, same seq_id)", needs_subscribers=True),
             FaultSpec("reorder-seq", "none",
-                      "deliver the next two pushes of every seq_id channel in reverse order (seq_id goes back)"),
+                      "deliver the next two pushes of every seq_id channel in reverse order (seq_id goes back)", needs_subscribers=True),
             FaultSpec("no-ping", "none", "stop sending {\"ping\": ts} on every connection until 'clear'"),
             FaultSpec("ignore-pong", "none",
                       "ignore client pongs until 'clear' (connections hit the pong deadline and are closed)"),

@@ -39,10 +39,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import msgspec
 
+from ._bybit_private import DEFAULT_PRIVATE_SYMBOLS, BybitAccount
 from .framework import (
     GENERIC_FAULTS,
     Cadence,
@@ -105,11 +106,11 @@ BYBIT_FAULTS.update(
     {
         s.name: s
         for s in (
-            FaultSpec("skip-u", "none", "the next delta of each order book skips one u (u jumps by 2)"),
+            FaultSpec("skip-u", "none", "the next delta of each order book skips one u (u jumps by 2)", needs_subscribers=True),
             FaultSpec("skip-u-every", "count_or_duration",
                       "skip one u every N deltas of each book (skip-u-every=50) or periodically (=2s)"),
             FaultSpec("restart-snapshot", "none",
-                      "send a u=1 snapshot on each book topic, then continue deltas from u=1"),
+                      "send a u=1 snapshot on each book topic, then continue deltas from u=1", needs_subscribers=True),
             FaultSpec("restart-snapshot-every", "duration", "restart-snapshot periodically"),
         )
     }
@@ -199,6 +200,20 @@ class BybitOptions(SimOptions):
     """Spot answers an unknown symbol with ``Invalid symbol :[topic]`` instead of ``handler not found``."""
     api_keys: dict[str, str] = field(default_factory=lambda: {"sim-key": "sim-secret"})
     """API key -> secret accepted by ``op:auth`` on /v5/private."""
+    private_symbols: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in
+                                                                           DEFAULT_PRIVATE_SYMBOLS.items()})
+    """Instruments the simulated account trades, per category (see :mod:`tickwire.sim._bybit_private`)."""
+    private_interval_ms: float = 50.0
+    """How often the account pushes what happened (orders, fills from the public prints, positions, wallet)."""
+    private_orders_per_s: float = 2.0
+    """Order events (a new order, or a cancel) per second and account (multiplied by ``speed``)."""
+    private_cancel_prob: float = 0.25
+    """Share of order events that cancel an open order."""
+    private_fill_prob: float = 0.7
+    """Chance that a public print at an acceptable price fills one of the account's orders."""
+    private_race_prob: float = 0.1
+    """Chance that a cancel races an order's final fill: a second ``Filled`` update follows
+    (``cancelType=CancelByUser``, ``rejectReason=EC_OrigClOrdIDDoesNotExist``)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,6 +248,14 @@ def _period_bounds(interval: str, t_ms: int, override_s: float | None) -> tuple[
     offset = 4 * 86_400_000 if interval == "W" else 0  # weeks start on Monday 00:00 UTC
     start = t_ms - (t_ms - offset) % p
     return start, start + p - 1
+
+
+def public_trade_id(category: str, t: Trade) -> str:
+    """The ``i`` of a print on ``publicTrade`` (numeric on spot, a UUID elsewhere); the
+    simulated account's executions carry the same id as ``execId``."""
+    if category == "spot":
+        return str(2290000001190000000 + t.no)
+    return str(uuid.UUID(int=t.rid, version=5))
 
 
 def response(category: str, conn_id: str, op: str, success: bool, ret_msg: str, req_id: Any) -> dict[str, Any]:
@@ -273,6 +296,7 @@ class BybitConnection(SimConnection):
         self.category = group
         self.conn_id = ""
         self.authed = False
+        self.api_key: str | None = None
         self.max_active_s = 0.0
         self.args_chars = 0
 
@@ -450,9 +474,9 @@ class TradeStream(Stream):
         spec = m.spec
         cat = self.category
         if cat == "spot":
-            return {"i": str(2290000001190000000 + t.no), "T": t.ts_ms, "p": spec.fp(t.price), "v": spec.fq(t.size),
+            return {"i": public_trade_id(cat, t), "T": t.ts_ms, "p": spec.fp(t.price), "v": spec.fq(t.size),
                     "S": t.side, "seq": t.seq, "s": spec.symbol, "BT": False, "RPI": False}
-        tid = str(uuid.UUID(int=t.rid, version=5))
+        tid = public_trade_id(cat, t)
         if cat == "option":
             under = self.bsim.underlying(spec)
             mark = spec.price_float(m.mid_units())
@@ -769,11 +793,19 @@ class BybitSim(VenueSim):
     replay_dialect = BybitReplayDialect
     demo_streams = DEMO_STREAMS
     opts: BybitOptions
+    PRIVATE_PUSHES: ClassVar[bool] = True
+    """The simulated account pushes ``order``/``execution``/``execution.fast``/``position``/``wallet``/
+    ``greeks`` data on /v5/private (:meth:`account` is the ground truth)."""
+    REST: ClassVar[bool] = True
+    """``/v5/market/instruments-info``, ``/v5/market/time`` (and what ccxt's ``load_markets`` reads) are
+    answered on the same port (``rest_url``)."""
+    encode = staticmethod(_encode)
 
     def __init__(self, *, seed: int = 0, options: Mapping[str, Any] | None = None, faults: Sequence[str] = ()):
         super().__init__(seed=seed, options=options, faults=faults)
         self._markets: dict[tuple[str, str], Market] = {}
         self._streams: dict[tuple[str, str], Stream] = {}
+        self.accounts: dict[str, BybitAccount] = {}
         self._skip_every = 0
         self._symbols: dict[str, frozenset[str]] = {c: frozenset(self.opts.symbols.get(c, ())) for c in PUBLIC}
         self._option_bases = frozenset(s.split("-")[0] for s in self._symbols["option"])
@@ -880,10 +912,16 @@ class BybitSim(VenueSim):
                     self._idle_drop(c)
 
     def _sweep_private(self) -> None:
+        """``max_active_time``: no ping and no data pushed for that long closes the connection."""
         now = time.monotonic()
         for c in list(self.connections):
-            if isinstance(c, BybitConnection) and c.category == "private" and now - c.last_ping >= c.max_active_s:
-                self._idle_drop(c)
+            if isinstance(c, BybitConnection) and c.category == "private":
+                last = c.last_ping
+                for s in c.topics.values():
+                    if s is not None and s.last_push > last:
+                        last = s.last_push
+                if now - last >= c.max_active_s:
+                    self._idle_drop(c)
 
     def _idle_drop(self, c: SimConnection) -> None:
         self.stats.idle_closes += 1
@@ -965,6 +1003,7 @@ class BybitSim(VenueSim):
         self._log(conn, "auth", len(args) if isinstance(args, list) else 0, ok)
         if ok:
             conn.authed = True
+            conn.api_key = args[0]
             self.stats.auth_ok += 1
             self._send(conn, self._resp(conn, "auth", True, "", req_id))
         else:
@@ -1125,9 +1164,19 @@ class BybitSim(VenueSim):
     def _attach(self, conn: BybitConnection, topic: str) -> None:
         conn.args_chars += len(topic)
         if conn.category == "private":
-            conn.topics[topic] = None
+            assert conn.api_key is not None
+            self.account(conn.api_key).topic(topic).subscribe(conn)
             return
         self.stream(conn.category, topic).subscribe(conn)
+
+    def account(self, api_key: str = "sim-key") -> BybitAccount:
+        """The simulated account of an API key (created on first use): its orders, executions,
+        positions and wallet as pushed (``.orders``, ``.executions``, ``.positions_log``,
+        ``.wallet_log``, ``.greeks_log``) — the ground truth of the private topics."""
+        a = self.accounts.get(api_key)
+        if a is None:
+            a = self.accounts[api_key] = BybitAccount(self, api_key)
+        return a
 
     def _detach(self, conn: BybitConnection, topic: str) -> None:
         if topic not in conn.topics:

@@ -37,7 +37,6 @@ from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import parse_qs
 
 import msgspec
-from picows import WSUpgradeResponse, WSUpgradeResponseWithListener
 
 from .framework import (
     Cadence,
@@ -78,14 +77,14 @@ OKX_FAULTS.update(
         s.name: s
         for s in (
             FaultSpec("skip-seq", "none", "each active book delta channel silently drops its next delta "
-                                          "(the following delta's prevSeqId names a seqId never sent)"),
+                                          "(the following delta's prevSeqId names a seqId never sent)", needs_subscribers=True),
             FaultSpec("skip-seq-every", "count_or_duration",
                       "drop one delta every N deltas of each book channel (=50) or periodically (=2s)"),
             FaultSpec("reset-seq", "none", "reset the seqId of every instrument with an active book: the next "
-                                           "delta has seqId < prevSeqId"),
+                                           "delta has seqId < prevSeqId", needs_subscribers=True),
             FaultSpec("reset-seq-every", "duration", "reset-seq periodically"),
             FaultSpec("bad-checksum", "none", "the next delta of each book channel carries a wrong, non-zero "
-                                              "checksum"),
+                                              "checksum", needs_subscribers=True),
         )
     }
 )
@@ -1226,32 +1225,13 @@ class OkxSim(OkxGatewaySim):
             mean, ct = int(o.get("size_mean_lots", mean)), str(o.get("ct_val", ct))
         return Inst(self, iid, tick, lot, price, mean, ct)
 
-    @property
-    def rest_url(self) -> str:
-        """``http://HOST:PORT``: the REST endpoints are answered on the WebSocket port."""
-        return "http" + self.url[2:]
-
     # -- handshake and REST -------------------------------------------------------------------
 
     def route(self, path: str, query: dict[str, str]) -> str | None:
         return PATHS.get(path)
 
-    def _factory(self, request: Any) -> Any:
-        raw = request.path.decode("latin-1")
-        path, _, qs = raw.partition("?")
-        if path.startswith("/api/") and request.headers.get("Upgrade", "").lower() != "websocket":
-            try:
-                status, body = self.rest(path, qs)
-            except Exception as exc:  # pragma: no cover
-                self._internal_error(exc)
-                raise
-            if status == 200:
-                resp = WSUpgradeResponse.create_ok_response(body, extra_headers={"Content-Type": "application/json"})
-            else:
-                resp = WSUpgradeResponse.create_error_response(status, body,
-                                                               extra_headers={"Content-Type": "application/json"})
-            return WSUpgradeResponseWithListener(resp, None)
-        return super()._factory(request)
+    def http_get(self, path: str, qs: str) -> tuple[int, bytes] | None:
+        return self.rest(path, qs)
 
     def rest(self, path: str, qs: str) -> tuple[int, bytes]:
         """Answer a plain HTTP GET: ``/api/v5/market/books`` and ``/api/v5/public/time``."""

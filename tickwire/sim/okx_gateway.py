@@ -99,11 +99,11 @@ GATEWAY_FAULTS.update(
     {
         s.name: s
         for s in (
-            FaultSpec("close-4004", "none", "close every connection now with 4004 'No data received in 30s.'"),
+            FaultSpec("close-4004", "none", "close every connection now with 4004 'No data received in 30s.'", needs_subscribers=True),
             FaultSpec("close-4009", "none", "close every connection carrying more than one subscription with "
-                                            "4009 (channels on this connection over the limit)"),
+                                            "4009 (channels on this connection over the limit)", needs_subscribers=True),
             FaultSpec("notice", "none", "send notice 64008 on every connection now, close each after "
-                                        "notice_lead_s"),
+                                        "notice_lead_s", needs_subscribers=True),
         )
     }
 )

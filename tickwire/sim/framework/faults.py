@@ -1,7 +1,18 @@
 """The fault grammar of ``tickwire sim --fault`` and :meth:`VenueSim.inject`.
 
-A fault is ``name`` or ``name=value`` (:func:`parse_fault`); each name has a :class:`FaultSpec`
-saying how it takes its value. :data:`GENERIC_FAULTS` are served by every venue simulator; a
+A fault is ``name``, ``name=value`` and optionally ``@when`` (:func:`parse_fault`); each name has a
+:class:`FaultSpec` saying how it takes its value and when it can take effect.
+
+When a fault is applied:
+
+* ``name@5s`` — five seconds after the simulator started (``tickwire sim --fault``) or after
+  :meth:`~tickwire.sim.framework.venue.VenueSim.inject` was called;
+* ``name@sub`` — at the next subscription a client makes (after its ack and snapshot);
+* plain ``name`` — a one-shot fault that acts on what is live (``drop``, ``stall``, ``notice``,
+  ``skip-u``, ``skip-seq``…; :attr:`FaultSpec.needs_subscribers`) given at start-up waits for
+  the first subscription, since nothing is connected yet; injected at run time it applies now.
+  Periodic faults (``…-every``), handshake refusals and switches (``no-ping``, ``sub-fail``)
+  apply at once. :data:`GENERIC_FAULTS` are served by every venue simulator; a
 venue adds its own names to the grammar with :func:`register_faults` (done by
 :func:`~tickwire.sim.framework.venue.register_venue`).
 """
@@ -37,38 +48,56 @@ class FaultSpec:
     ``kind`` is one of ``"none"`` (no value allowed), ``"duration"`` (value required, seconds),
     ``"count"`` (optional positive integer, default ``default``), ``"count_or_duration"``
     (a bare integer is a count, a value with a unit is a duration).
+
+    ``needs_subscribers``: a one-shot fault that acts on live connections or streams; given at
+    start-up (before any client connected) it waits for the first subscription.
     """
 
     name: str
     kind: str
     help: str
     default: int | None = None
+    needs_subscribers: bool = False
 
 
 @dataclass(frozen=True)
 class Fault:
-    """A parsed fault: ``name`` and ``value`` (``None``, seconds as ``float`` or a count as ``int``)."""
+    """A parsed fault: ``name``, ``value`` (``None``, seconds as ``float`` or a count as ``int``) and
+    ``at``: ``None`` (the fault's default timing), a delay in seconds, or ``"sub"`` (the next
+    subscription)."""
 
     name: str
     value: float | int | None = None
+    at: float | str | None = None
 
     def __str__(self) -> str:
         if self.value is None:
-            return self.name
-        if isinstance(self.value, float):
-            return f"{self.name}={self.value:g}s"
-        return f"{self.name}={self.value}"
+            text = self.name
+        elif isinstance(self.value, float):
+            text = f"{self.name}={self.value:g}s"
+        else:
+            text = f"{self.name}={self.value}"
+        if self.at is None:
+            return text
+        return f"{text}@{self.at}" if isinstance(self.at, str) else f"{text}@{self.at:g}s"
+
+    def now(self) -> "Fault":
+        """The same fault without its timing (what is applied when the time comes)."""
+        return Fault(self.name, self.value)
 
 
 GENERIC_FAULTS: dict[str, FaultSpec] = {
     s.name: s
     for s in (
-        FaultSpec("drop", "none", "abruptly close every client connection now (no close frame)"),
+        FaultSpec("drop", "none", "abruptly close every client connection now (no close frame)",
+                  needs_subscribers=True),
         FaultSpec("drop-every", "duration", "drop every connection periodically, e.g. drop-every=5s"),
         FaultSpec("stall", "none", "stop sending anything (pongs included) on every open connection, "
-                                   "without closing, until 'clear' or the client leaves"),
-        FaultSpec("stall-for", "duration", "stall every open connection for a while, e.g. stall-for=10s"),
-        FaultSpec("malformed", "none", "send one frame that is not valid JSON on every connection"),
+                                   "without closing, until 'clear' or the client leaves", needs_subscribers=True),
+        FaultSpec("stall-for", "duration", "stall every open connection for a while, e.g. stall-for=10s",
+                  needs_subscribers=True),
+        FaultSpec("malformed", "none", "send one frame that is not valid JSON on every connection",
+                  needs_subscribers=True),
         FaultSpec("malformed-every", "duration", "send a non-JSON frame periodically, e.g. malformed-every=2s"),
         FaultSpec("reject-connect", "count", "refuse the next N handshakes with HTTP 429 (default 1)", 1),
         FaultSpec("reject-connect-for", "duration", "refuse every handshake with HTTP 429 for a while"),
@@ -94,14 +123,32 @@ def known_faults() -> dict[str, FaultSpec]:
 
 
 def parse_fault(text: str, known: Mapping[str, FaultSpec] | None = None) -> Fault:
-    """Parse ``name`` or ``name=value`` (e.g. ``"drop-every=5s"``) into a :class:`Fault`.
+    """Parse ``name[=value][@when]`` (e.g. ``"drop-every=5s"``, ``"notice@5s"``, ``"skip-u@sub"``)
+    into a :class:`Fault`.
 
     Raises ``ValueError`` for an unknown name (listing the known ones) or a bad value.
     """
     if isinstance(text, Fault):
         return text
     registry = _FAULT_REGISTRY if known is None else known
-    name, sep, raw = str(text).strip().partition("=")
+    body, at_sep, when = str(text).strip().partition("@")
+    at: float | str | None = None
+    if at_sep:
+        when = when.strip()
+        if when == "sub":
+            at = "sub"
+        else:
+            try:
+                at = parse_duration(when)
+            except ValueError:
+                raise ValueError(f"fault {text!r}: '@' takes a delay (e.g. @5s) or 'sub' "
+                                 f"(at the next subscription), got {when!r}") from None
+    f = _parse_body(body, registry)
+    return Fault(f.name, f.value, at) if at is not None else f
+
+
+def _parse_body(text: str, registry: Mapping[str, FaultSpec]) -> Fault:
+    name, sep, raw = text.strip().partition("=")
     name = name.strip()
     spec = registry.get(name)
     if spec is None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any, Self
 
+from .tls import SimCertificates
 from .venue import VenueSim
 
 __all__ = ["ServerGroup"]
@@ -16,21 +17,31 @@ class ServerGroup:
     stopped together; an async context manager.
 
     A subclass fills :attr:`venues` and sets :attr:`host` and :attr:`port` (with ``port=N``,
-    server ``i`` listens on ``N+i``; ``port=0`` picks free ports).
+    server ``i`` listens on ``N+i``; ``port=0`` picks free ports). With :attr:`tls` set, every
+    server speaks TLS with a certificate made at start (:class:`SimCertificates`); the CA bundle
+    is :attr:`ca_file` and is announced on the ready line.
     """
 
     venues: dict[str, VenueSim]
     host: str
     port: int
+    tls: bool = False
+    tls_dir: str | None = None
+    certificates: SimCertificates | None = None
     _started: bool = False
 
     async def start(self) -> Self:
         if self._started:
             return self
+        ctx = None
+        if self.tls:
+            if self.certificates is None:
+                self.certificates = SimCertificates(("127.0.0.1", "::1", "localhost", self.host), self.tls_dir)
+            ctx = self.certificates.server_context()
         started: list[VenueSim] = []
         try:
             for i, sim in enumerate(self.venues.values()):
-                await sim.start(self.host, self.port + i if self.port else 0)
+                await sim.start(self.host, self.port + i if self.port else 0, ssl_context=ctx)
                 started.append(sim)
         except BaseException:
             for sim in started:
@@ -45,6 +56,18 @@ class ServerGroup:
         self._started = False
         for sim in self.venues.values():
             await sim.stop()
+        if self.certificates is not None:
+            self.certificates.cleanup()
+            self.certificates = None
+
+    @property
+    def ca_file(self) -> str | None:
+        """Path of the CA bundle (PEM) clients must trust, with TLS (``SSL_CERT_FILE=...``)."""
+        return self.certificates.ca_file if self.certificates is not None else None
+
+    def client_ssl_context(self) -> Any:
+        """An ``ssl.SSLContext`` trusting this run's CA (``None`` without TLS)."""
+        return self.certificates.client_context() if self.certificates is not None else None
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -75,7 +98,9 @@ class ServerGroup:
         return json.dumps(
             {
                 "event": "ready",
-                "venues": {name: {"url": sim.url, "paths": list(sim.paths)} for name, sim in self.venues.items()},
+                "venues": {name: {"url": sim.url, "rest": sim.rest_url, "paths": list(sim.paths)}
+                           for name, sim in self.venues.items()},
+                **({"tls": {"ca_file": self.ca_file}} if self.ca_file else {}),
                 **self.ready_extra(),
             },
             separators=(",", ":"),

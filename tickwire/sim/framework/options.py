@@ -37,6 +37,13 @@ class SimOptions:
     """Key the per-IP counters on the first X-Forwarded-For address when a client sends one
     (lets tests simulate several IPs over loopback). Otherwise the key is the bound host."""
     max_frame_size: int = 1 << 20
+    latency_ms: float = 0.0
+    """One-way delay added to every frame this simulator sends (data, acks, pongs, close frames),
+    so races that only show over a real network (an ack overtaking the client's bookkeeping)
+    show on loopback. Frames of one connection keep their order."""
+    jitter_ms: float = 0.0
+    """Random extra delay per frame, uniform in ``[0, jitter_ms]``, on top of ``latency_ms``
+    (never reorders a connection's frames: a frame leaves no earlier than the one before it)."""
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any] | None) -> "SimOptions":
@@ -63,6 +70,8 @@ class SimOptions:
             setattr(opts, key, value)
         if opts.speed <= 0:
             raise ValueError("speed must be > 0")
+        if opts.latency_ms < 0 or opts.jitter_ms < 0:
+            raise ValueError("latency_ms and jitter_ms must be >= 0")
         return opts
 
     def push_interval(self, ms: float) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ class SimStats:
     connections_closed: int = 0
     connections_refused: int = 0
     handshakes_not_found: int = 0
+    rest_requests: int = 0
     subscribe_requests: int = 0
     unsubscribe_requests: int = 0
     pings: int = 0
@@ -131,6 +133,15 @@ class SimConnection(WSListener):
         self._tasks: list[asyncio.Task] = []
         self._frag: bytearray | None = None
         self._frag_type: WSMsgType | None = None
+        # latency/jitter (options latency_ms, jitter_ms): frames wait in a per-connection queue
+        o = sim.opts
+        self._latency_s = max(0.0, o.latency_ms) / 1000.0
+        self._jitter_s = max(0.0, o.jitter_ms) / 1000.0
+        self._delayed = self._latency_s > 0 or self._jitter_s > 0
+        self._outq: deque[tuple[float, Any, Any, Any]] = deque()
+        self._out_handle: asyncio.TimerHandle | None = None
+        self._last_due = 0.0
+        self._jrng = random.Random(f"{sim.seed}|{sim.name}|jitter|{cid}") if self._jitter_s > 0 else None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} #{self.id} {self.path} topics={len(self.topics)}>"
@@ -149,6 +160,10 @@ class SimConnection(WSListener):
         if self._stall_handle is not None:
             self._stall_handle.cancel()
             self._stall_handle = None
+        if self._out_handle is not None:
+            self._out_handle.cancel()
+            self._out_handle = None
+        self._outq.clear()
         for t in self._tasks:
             t.cancel()
         self._tasks.clear()
@@ -173,7 +188,10 @@ class SimConnection(WSListener):
             self._frag = self._frag_type = None
         elif mt is WSMsgType.PING:
             if not self.stalled:
-                transport.send_pong(frame.get_payload_as_bytes())
+                if self._delayed:
+                    self._enqueue(WSMsgType.PONG, frame.get_payload_as_bytes())
+                else:
+                    transport.send_pong(frame.get_payload_as_bytes())
             return
         elif mt is WSMsgType.CLOSE:
             if not self.stalled:
@@ -202,17 +220,63 @@ class SimConnection(WSListener):
     # -- sending ------------------------------------------------------------------------------
 
     def send(self, data: bytes) -> bool:
-        """Send one TEXT frame unless the connection is stalled or gone. Returns whether sent."""
+        """Send one TEXT frame unless the connection is stalled or gone. Returns whether sent
+        (with ``latency_ms``/``jitter_ms``: queued, and sent after the delay)."""
         if self.stalled or not self.open or self._ut.is_closing():
             return False
-        self.transport.send(_TEXT, data)  # type: ignore[union-attr]
+        if self._delayed:
+            self._enqueue(_TEXT, data)
+        else:
+            self.transport.send(_TEXT, data)  # type: ignore[union-attr]
         return True
 
     def send_raw(self, msg_type: WSMsgType, data: bytes) -> bool:
         if self.stalled or not self.open or self._ut.is_closing():
             return False
-        self.transport.send(msg_type, data)  # type: ignore[union-attr]
+        if self._delayed:
+            self._enqueue(msg_type, data)
+        else:
+            self.transport.send(msg_type, data)  # type: ignore[union-attr]
         return True
+
+    def _enqueue(self, kind: Any, data: Any, extra: Any = None) -> None:
+        """Queue one outgoing frame for ``latency + U(0, jitter)`` from now, never before the
+        frame queued before it (a connection's frames keep their order)."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self._latency_s
+        if self._jrng is not None:
+            due += self._jrng.random() * self._jitter_s
+        if due < self._last_due:
+            due = self._last_due
+        self._last_due = due
+        self._outq.append((due, kind, data, extra))
+        if self._out_handle is None:
+            self._out_handle = loop.call_at(due, self._flush)
+
+    def _flush(self) -> None:
+        self._out_handle = None
+        q = self._outq
+        t = self.transport
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while q and q[0][0] <= now + 0.0002:
+            _, kind, data, extra = q.popleft()
+            if t is None or t.is_disconnected or not self.open:
+                q.clear()
+                return
+            if self.stalled and kind != "close":
+                continue
+            if kind == "close":
+                t.send_close(data, extra)
+                t.disconnect()
+                q.clear()
+                return
+            if kind is WSMsgType.PONG:
+                t.send_pong(data)
+            else:
+                t.send(kind, data)
+        if q:
+            self._out_handle = loop.call_at(q[0][0], self._flush)
 
     def drop(self) -> None:
         """Abort the TCP connection now, without a close frame (the client sees 1006)."""
@@ -220,8 +284,12 @@ class SimConnection(WSListener):
             self.transport.disconnect(graceful=False)
 
     def close(self, code: WSCloseCode = WSCloseCode.GOING_AWAY, reason: bytes = b"") -> None:
-        """Send a close frame, then close the socket."""
+        """Send a close frame, then close the socket (after the frames still delayed by
+        ``latency_ms``, in order)."""
         if self.transport is not None and not self.transport.is_disconnected:
+            if self._delayed and self.open:
+                self._enqueue("close", code, reason)
+                return
             self.transport.send_close(code, reason)
             self.transport.disconnect()
 

@@ -42,6 +42,7 @@ class Stream:
             if self.cadence is not None:
                 self.cadence.add(self)
         self.on_subscribe(conn)
+        self.sim.subscribed(conn)
 
     def unsubscribe(self, conn: SimConnection) -> None:
         conn.topics.pop(self.topic, None)

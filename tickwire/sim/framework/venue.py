@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
@@ -61,7 +62,12 @@ class VenueSim:
     * :meth:`on_text` — handle one client TEXT message;
     * optionally :meth:`make_connection`, :meth:`on_open`, :meth:`on_close`, :meth:`on_binary`,
       :meth:`sweep` (idle rules, called every ``idle_check_s``), :meth:`apply_venue_fault`,
-      :meth:`on_start`, :meth:`on_stop`.
+      :meth:`on_start`, :meth:`on_stop`;
+    * optionally :meth:`http_get` — the venue's public REST endpoints, answered on the same port
+      (a plain HTTP request, not a WebSocket upgrade).
+
+    With an SSL context (``start(..., ssl_context=...)``) the server speaks TLS: ``wss://`` and
+    ``https://`` on the same port.
     """
 
     name: ClassVar[str] = "venue"
@@ -81,6 +87,9 @@ class VenueSim:
         self.stats = SimStats(_sim=self)
         self.connections: dict[SimConnection, None] = {}
         self._initial_faults = [self.parse_fault(f) for f in faults]
+        self._pending_sub_faults: list[Fault] = []
+        self._timed_faults: list[asyncio.TimerHandle] = []
+        self._tls = False
         self._server: asyncio.AbstractServer | None = None
         self._host = "127.0.0.1"
         self._port = 0
@@ -95,10 +104,12 @@ class VenueSim:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    async def start(self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
         if self._server is not None:
             raise RuntimeError(f"{self.name} simulator already started")
         self._host = host
+        self._tls = ssl_context is not None
+        extra: dict[str, Any] = {"ssl": ssl_context} if ssl_context is not None else {}
         self._server = await ws_create_server(
             self._factory,
             host,
@@ -107,15 +118,17 @@ class VenueSim:
             max_frame_size=self.opts.max_frame_size,
             websocket_handshake_timeout=5,
             logger_name=f"sim.{self.name}",
+            **extra,
         )
         self._port = self._server.sockets[0].getsockname()[1]
         self.every(self.opts.idle_check_s, self.sweep)
         self.every(1.0, self._check_slow_clients)
         await self.on_start()
         for f in self._initial_faults:
-            self.apply_fault(f)
+            self._schedule_fault(f, at_start=True)
 
     async def stop(self) -> None:
+        self._cancel_timed_faults()
         for t in self._tasks + self._fault_tasks:
             t.cancel()
         self._tasks.clear()
@@ -156,10 +169,20 @@ class VenueSim:
         return self._port
 
     @property
+    def tls(self) -> bool:
+        """Whether the server speaks TLS (``wss://``, ``https://``)."""
+        return self._tls
+
+    @property
     def url(self) -> str:
-        """Base URL, e.g. ``ws://127.0.0.1:PORT`` (``ws://[::1]:PORT`` for IPv6)."""
+        """Base URL, e.g. ``ws://127.0.0.1:PORT`` (``ws://[::1]:PORT`` for IPv6, ``wss://`` with TLS)."""
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"ws://{host}:{self._port}"
+        return f"{'wss' if self._tls else 'ws'}://{host}:{self._port}"
+
+    @property
+    def rest_url(self) -> str:
+        """``http://HOST:PORT`` (``https://`` with TLS): the REST endpoints share the WebSocket port."""
+        return "http" + self.url[2:]
 
     # -- periodic work ------------------------------------------------------------------------
 
@@ -218,6 +241,9 @@ class VenueSim:
         try:
             raw = request.path.decode("latin-1")
             path, _, qs = raw.partition("?")
+            upgrade = request.headers.get("Upgrade", "")
+            if (not upgrade or upgrade.lower() != "websocket") and request.method in (b"GET", b"HEAD", "GET", "HEAD"):
+                return self._http(path, qs)
             query: dict[str, str] = {}
             for part in qs.split("&"):
                 if part:
@@ -249,6 +275,32 @@ class VenueSim:
     def route(self, path: str, query: dict[str, str]) -> str | None:
         """Return the connection group for a handshake path, or ``None`` to answer 404."""
         return None
+
+    def http_get(self, path: str, qs: str) -> tuple[int, bytes] | None:
+        """Hook: answer a plain HTTP GET on this port (the venue's public REST endpoints):
+        ``(status, JSON body)``, or ``None`` for a 404."""
+        return None
+
+    def _http(self, path: str, qs: str) -> WSUpgradeResponseWithListener:
+        self.stats.rest_requests += 1
+        try:
+            ans = self.http_get(path, qs)
+        except Exception as exc:
+            self._internal_error(exc)
+            ans = (500, b'{"error":"simulator internal error"}')
+        if ans is None:
+            ans = (404, b'{"error":"not found"}')
+        status, body = ans
+        headers = {"Content-Type": "application/json", "Connection": "close"}
+        if status < 400:
+            resp = WSUpgradeResponse.create_ok_response(body, extra_headers=headers)
+            if status != 200:
+                from http import HTTPStatus
+
+                resp.status = HTTPStatus(status)
+        else:
+            resp = WSUpgradeResponse.create_error_response(status, body, extra_headers=headers)
+        return WSUpgradeResponseWithListener(resp, None)
 
     def make_connection(self, cid: int, path: str, query: dict[str, str], ip: str, group: str) -> SimConnection:
         return self.connection_class(self, cid, path, query, ip, group)
@@ -296,6 +348,14 @@ class VenueSim:
 
     # -- faults -------------------------------------------------------------------------------
 
+    @classmethod
+    def check_fault(cls, fault: str) -> Fault:
+        """Parse a fault against this venue's names (``ValueError`` listing them otherwise)."""
+        try:
+            return parse_fault(fault, cls.FAULTS)
+        except ValueError as exc:
+            raise ValueError(f"{cls.name}: {exc}") from None
+
     def parse_fault(self, fault: str | Fault) -> Fault:
         if isinstance(fault, Fault):
             if fault.name not in self.FAULTS:
@@ -307,10 +367,63 @@ class VenueSim:
         return parse_fault(fault, self.FAULTS)
 
     def inject(self, fault: str | Fault) -> Fault:
-        """Apply a fault now (same grammar as the CLI ``--fault``). Returns the parsed fault."""
+        """Apply a fault (same grammar as the CLI ``--fault``): now, or with ``@5s`` after a delay,
+        or with ``@sub`` at the next subscription. Returns the parsed fault."""
         f = self.parse_fault(fault)
-        self.apply_fault(f)
+        self._schedule_fault(f, at_start=False)
         return f
+
+    def _schedule_fault(self, f: Fault, *, at_start: bool) -> None:
+        """Apply ``f`` when it can take effect: its ``@`` time, else (given at start-up, before any
+        client is there) at the first subscription for a fault that acts on live connections
+        (:attr:`FaultSpec.needs_subscribers`), else now."""
+        at = f.at
+        if at is None and at_start and self.FAULTS[f.name].needs_subscribers:
+            at = "sub"
+        if at is None:
+            self.apply_fault(f)
+        elif at == "sub":
+            self._pending_sub_faults.append(f.now())
+        else:
+            loop = asyncio.get_running_loop()
+            handle: asyncio.TimerHandle | None = None
+
+            def fire() -> None:
+                if handle in self._timed_faults:
+                    self._timed_faults.remove(handle)  # type: ignore[arg-type]
+                try:
+                    self.apply_fault(f.now())
+                except Exception as exc:
+                    self._internal_error(exc)
+
+            handle = loop.call_later(float(at), fire)
+            self._timed_faults.append(handle)
+
+    def pending_faults(self) -> list[Fault]:
+        """Faults waiting for the next subscription (``@sub``, or one-shot faults given at start-up)."""
+        return list(self._pending_sub_faults)
+
+    def subscribed(self, conn: SimConnection) -> None:
+        """Called by the venue code after a client subscription took effect (ack and snapshot
+        sent): applies the faults that were waiting for one."""
+        if not self._pending_sub_faults:
+            return
+        faults, self._pending_sub_faults = self._pending_sub_faults, []
+
+        def fire() -> None:
+            for f in faults:
+                try:
+                    self.apply_fault(f)
+                except Exception as exc:
+                    self._internal_error(exc)
+
+        asyncio.get_running_loop().call_soon(fire)
+
+    def _cancel_timed_faults(self) -> None:
+        for h in self._timed_faults:
+            h.cancel()
+        self._timed_faults.clear()
+        self._pending_sub_faults.clear()
 
     def apply_fault(self, f: Fault) -> None:
         self.stats.faults_injected += 1
@@ -341,6 +454,8 @@ class VenueSim:
         return False
 
     def clear_faults(self) -> None:
+        """Cancel periodic, delayed and waiting faults, stalls and pending handshake refusals."""
+        self._cancel_timed_faults()
         for t in self._fault_tasks:
             t.cancel()
         self._fault_tasks.clear()
