@@ -241,6 +241,7 @@ async def subscribe(url: str | Bus, subjects: str | Iterable[str] = "md.>", *, s
             await q.put((kind, batch))
 
     try:
+        await wait_stream(bus, cfg.md)  # no collector has created the streams yet: wait for one
         start_seq = 0
         snap_subjects = _snap_subjects(subs) if snapshots else []
         if start == "now":
@@ -290,6 +291,16 @@ async def subscribe(url: str | Bus, subjects: str | Iterable[str] = "md.>", *, s
             t.cancel()
         if own:
             await bus.close()
+
+
+async def wait_stream(bus: Bus, stream: str, poll_s: float = 0.2) -> None:
+    """Return once ``stream`` exists (the first collector creates the streams)."""
+    while True:
+        try:
+            await bus.last_seq(stream)
+            return
+        except Exception:
+            await asyncio.sleep(poll_s)
 
 
 async def _last_per_subject(bus: Bus, stream: str, subjects: list[str]) -> list[InMsg]:
