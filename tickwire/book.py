@@ -9,17 +9,71 @@ list, 0.27 us when nobody reads the order (the cost of a plain dict book).
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
-from typing import Iterable, Sequence
-
+from typing import Any, Iterable, Sequence
 
 # Spellings of zero a venue may use for "delete this level" (a set lookup is the fast path;
 # anything else that is numerically zero is caught by _is_zero).
 _ZEROS = frozenset(["0", "0.0"] + ["0." + "0" * n for n in range(2, 19)])
+_DECIMAL = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+class BadLevel(Exception):
+    """A level whose price or size is not a finite non-negative decimal string (``"1,5"``,
+    ``""``, ``"abc"``, ``"NaN"``, ``"-1"``): never part of a valid book."""
+
+    def __init__(self, book: "Book", level: Any) -> None:
+        super().__init__(f"bad level in {book.venue}:{book.symbol}: {level!r} is not a non-negative decimal "
+                         "price/size; the book is resynced")
+        self.book = book
+        self.level = level
+
+
+def _py_kind(s: Any) -> int:
+    """-1 invalid, 0 zero (any spelling), 1 positive: the reference of ``_hot.level_kind``."""
+    if type(s) is not str or _DECIMAL.fullmatch(s) is None:
+        return -1
+    return 0 if float(s) == 0.0 else 1
+
+
+def _py_apply_levels(lv: dict, levels: Iterable[Sequence[str]]) -> Any:
+    for level in levels:
+        pk, sk = _py_kind(level[0]), _py_kind(level[1])
+        if pk < 0 or sk < 0:
+            return level
+        if sk == 0:
+            lv.pop(level[0], None)
+        else:
+            lv[level[0]] = level[1]
+    return None
+
+
+def _py_first_bad(levels: Iterable[Sequence[str]]) -> Any:
+    for level in levels:
+        if _py_kind(level[0]) < 0 or _py_kind(level[1]) < 0:
+            return level
+    return None
+
+
+_kind, _apply_levels, _first_bad = _py_kind, _py_apply_levels, _py_first_bad
+_bound = False
+
+
+def _bind() -> None:
+    """Use the compiled twins (``tickwire.net._hot``) when that hot path is in use; bound at the
+    first Book, since importing tickwire.net from here would be circular."""
+    global _kind, _apply_levels, _first_bad, _bound
+    from tickwire.net import hot
+
+    c = hot.compiled
+    if c is not None and hasattr(c, "apply_levels"):
+        _kind, _apply_levels, _first_bad = c.level_kind, c.apply_levels, c.first_bad
+    _bound = True
 
 
 def _is_zero(size: str) -> bool:
-    return size in _ZEROS or float(size) == 0.0
+    return size in _ZEROS or _kind(size) == 0
 
 
 class _Side:
@@ -43,12 +97,9 @@ class _Side:
         self._keys.clear()
 
     def load(self, levels: Iterable[Sequence[str]]) -> None:
+        """Replace the side (the levels were validated by the caller)."""
         self.clear()
-        lv = self.levels
-        for level in levels:
-            size = level[1]
-            if not _is_zero(size):
-                lv[level[0]] = size
+        _apply_levels(self.levels, levels)
         if self.eager:
             self.sort()
 
@@ -68,7 +119,7 @@ class _Side:
         for level in levels:
             price = level[0]
             size = level[1]
-            if size in zeros:
+            if size in zeros or _kind(size) == 0:
                 if lv.pop(price, None) is not None:
                     key = -float(price) if neg else float(price)
                     i = bisect_left(keys, key)
@@ -101,6 +152,8 @@ class Book:
                  "changes", "_read_at", "_quick_reads")
 
     def __init__(self, venue: str = "", symbol: str = "", depth: int | None = None) -> None:
+        if not _bound:
+            _bind()
         self.venue = venue
         self.symbol = symbol
         self.bids_side = _Side(descending=True)
@@ -115,7 +168,12 @@ class Book:
 
     # -- updates ---------------------------------------------------------------------
     def apply_snapshot(self, bids: Iterable[Sequence[str]], asks: Iterable[Sequence[str]], seq: int = 0) -> None:
-        """Reset to this snapshot: no level of the previous state survives."""
+        """Reset to this snapshot: no level of the previous state survives. A bad level raises
+        :class:`BadLevel` and leaves the book invalid."""
+        bad = _first_bad(bids) or _first_bad(asks)
+        if bad is not None:
+            self.valid = False
+            raise BadLevel(self, bad)
         self.bids_side.load(bids)
         self.asks_side.load(asks)
         self.seq = seq
@@ -123,31 +181,28 @@ class Book:
         self.changes += 1
 
     def apply_delta(self, bids: Iterable[Sequence[str]], asks: Iterable[Sequence[str]], seq: int = 0) -> None:
-        """Apply changed levels (size zero deletes; deleting an unknown level is harmless: OKX
-        documents it, and Bybit's window exits send them)."""
+        """Apply changed levels (size zero, in any spelling, deletes; deleting an unknown level is
+        harmless: OKX documents it, and Bybit's window exits send them). A level that is not a
+        non-negative decimal raises :class:`BadLevel` and leaves the book invalid."""
         self.seq = seq
         self.changes += 1
         bs = self.bids_side
         as_ = self.asks_side
         if bs.eager:  # both sides or neither (see _order)
-            bs.apply_sorted(bids)
-            as_.apply_sorted(asks)
-            return
-        # Nobody reads the order: exactly a dict book's work. Both sides inline, no helper
-        # call per side: this is the per-message hot path.
-        zeros = _ZEROS
-        lv = bs.levels
-        for level in bids:
-            if level[1] in zeros:
-                lv.pop(level[0], None)
-            else:
-                lv[level[0]] = level[1]
-        lv = as_.levels
-        for level in asks:
-            if level[1] in zeros:
-                lv.pop(level[0], None)
-            else:
-                lv[level[0]] = level[1]
+            bad = _first_bad(bids) or _first_bad(asks)
+            if bad is None:
+                bs.apply_sorted(bids)
+                as_.apply_sorted(asks)
+                return
+        else:
+            # Nobody reads the order: exactly a dict book's work, validated and applied in C.
+            bad = _apply_levels(bs.levels, bids)
+            if bad is None:
+                bad = _apply_levels(as_.levels, asks)
+                if bad is None:
+                    return
+        self.valid = False
+        raise BadLevel(self, bad)
 
     def invalidate(self) -> None:
         self.valid = False

@@ -51,7 +51,7 @@ def decode_lines(venue_spec: str, lines: Iterable[bytes], session: Session | Non
         if frame is None:
             continue
         binary = False
-        yield from s.on_frame(frame, binary, time.time_ns())
+        yield from s.decode_safely(frame, binary, time.time_ns())
         yield from drained_events(s)
 
 

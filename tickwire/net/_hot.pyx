@@ -254,3 +254,79 @@ cdef class FrameReader(WSListener):
                 self.flush_outbox()
         else:
             self.on_control_frame(transport, frame)
+
+
+# -- book levels: validated and applied in C (the reference is tickwire/book.py) ------------------
+
+from cpython.unicode cimport PyUnicode_Check
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t *size) except NULL
+
+
+cdef int _kind(object s) except -2:
+    """-1: not a finite non-negative decimal string; 0: zero (any spelling); 1: positive.
+    Accepts ``12``, ``12.5``, ``.5``, ``12.``, and an exponent (``1e-8``, ``0E-8``)."""
+    cdef Py_ssize_t n, i = 0
+    cdef const char *p
+    cdef bint digits = False, nonzero = False
+    cdef char c
+    if not PyUnicode_Check(s):
+        return -1
+    p = PyUnicode_AsUTF8AndSize(s, &n)
+    while i < n and b'0' <= p[i] <= b'9':
+        if p[i] != b'0':
+            nonzero = True
+        digits = True
+        i += 1
+    if i < n and p[i] == b'.':
+        i += 1
+        while i < n and b'0' <= p[i] <= b'9':
+            if p[i] != b'0':
+                nonzero = True
+            digits = True
+            i += 1
+    if not digits:
+        return -1
+    if i < n and (p[i] == b'e' or p[i] == b'E'):
+        i += 1
+        if i < n and (p[i] == b'+' or p[i] == b'-'):
+            i += 1
+        if i >= n or not (b'0' <= p[i] <= b'9'):
+            return -1
+        while i < n and b'0' <= p[i] <= b'9':
+            i += 1
+    if i != n:
+        return -1
+    return 1 if nonzero else 0
+
+
+def level_kind(s):
+    """-1 invalid, 0 zero, 1 positive (see ``_kind``)."""
+    return _kind(s)
+
+
+def apply_levels(dict lv, levels):
+    """Apply delta levels to a price -> size dict (zero deletes). Returns the first bad level,
+    or None; levels before it are applied (the caller then invalidates the book)."""
+    cdef int pk, sk
+    for level in levels:
+        price = level[0]
+        size = level[1]
+        pk = _kind(price)
+        sk = _kind(size)
+        if pk < 0 or sk < 0:
+            return level
+        if sk == 0:
+            lv.pop(price, None)
+        else:
+            lv[price] = size
+    return None
+
+
+def first_bad(levels):
+    """The first level whose price or size is not a finite non-negative decimal, or None."""
+    for level in levels:
+        if _kind(level[0]) < 0 or _kind(level[1]) < 0:
+            return level
+    return None

@@ -104,8 +104,12 @@ class _Listener(hot.compiled.FrameReader if hot.compiled else _PyReader):  # typ
         self.conn.feed.taps.opened(self.sock)
 
     def decoder_failed(self, e: Exception, recv_ns: int) -> list[Event]:
-        log.exception("decoder error on %s", self.conn.name)
-        return [self.session.error("internal", f"decoder error: {e!r}", recv_ns=recv_ns)]
+        from tickwire.book import BadLevel
+
+        if not isinstance(e, BadLevel):
+            log.warning("%s: frame not understood (%s: %s)", self.name, type(e).__name__, str(e)[:200],
+                        exc_info=log.isEnabledFor(logging.DEBUG))
+        return self.session.frame_failed(e, b"", recv_ns)
 
     def flush_outbox(self) -> None:
         self.conn.drain(self)

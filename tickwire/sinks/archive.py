@@ -282,7 +282,7 @@ def decode_records(records: Iterable[Record], status: bool = True) -> Iterator[E
             if st is None:
                 continue  # frame of a connection never declared (cannot happen in a valid file)
             s = st.session
-            deliver(st, s.on_frame(rec.data, rec.binary, rec.recv_ns))
+            deliver(st, s.decode_safely(rec.data, rec.binary, rec.recv_ns))
             if s.outbox:
                 deliver(st, drained_events(s))
         else:

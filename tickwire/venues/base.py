@@ -324,6 +324,31 @@ class Session:
         raise NotImplementedError
 
     # -- inputs ----------------------------------------------------------------------------
+    def frame_failed(self, e: BaseException, payload: Any, recv_ns: int) -> list[Event]:
+        """``on_frame`` raised (a bad level in a book, a dialect bug, absurd nesting): the
+        frame becomes a VenueError and, for a book, a Gap and a resync of that stream; nothing
+        escapes a session. The engine calls this; offline decoders use :meth:`decode_safely`."""
+        from tickwire.book import BadLevel
+
+        if isinstance(e, BadLevel):
+            out: list[Event] = []
+            for st in self.streams.values():
+                if st.book is e.book:
+                    out.append(self.error("bad-level", str(e), recv_ns=recv_ns, sub=st.sub))
+                    self.break_book(st, recv_ns, f"bad level {e.level!r}", None, None, out)
+                    return out
+            return [self.error("bad-level", str(e), recv_ns=recv_ns)]
+        head = bytes(payload[:120]) if isinstance(payload, (bytes, bytearray, memoryview)) else b""
+        return [self.error("internal", f"frame not understood ({type(e).__name__}: {str(e)[:200]}): {head!r}",
+                           recv_ns=recv_ns)]
+
+    def decode_safely(self, payload: Any, binary: bool, recv_ns: int) -> list[Event]:
+        """:meth:`on_frame` for offline decoding: never raises."""
+        try:
+            return self.on_frame(payload, binary, recv_ns)
+        except Exception as e:
+            return self.frame_failed(e, payload, recv_ns)
+
     def on_traffic(self, recv_ns: int) -> None:
         """A WebSocket-level frame (ping, pong, close) arrived: the connection is alive."""
         self.last_rx_ns = recv_ns

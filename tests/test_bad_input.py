@@ -1,0 +1,105 @@
+"""Bad prices/sizes and frames that make a dialect raise: never part of a valid book, never an
+exception out of a session (live or offline), always a VenueError (and for a book a Gap and a
+resync). Each case was observed: "1,5", "", "abc" accepted; NaN the best bid; negative sizes
+kept; "0E-8" deleting in snapshots but not in deltas; RecursionError and others escaping."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tickwire.book import BadLevel, Book, _py_kind
+from tickwire.decode import decoder_session
+from tickwire.model import BookUpdate, Gap, VenueError
+from tickwire.net import hot
+from tickwire.venues import parse
+from tickwire.venues.base import SessionOptions
+from tickwire.venues import get_venue
+
+from .contract import sends
+
+KINDS = [c.level_kind for c in [hot.compiled] if c is not None] + [_py_kind]
+BAD = ["1,5", "", "abc", "NaN", "nan", "-1", "inf", "1e", "1.2.3", " 1", "0x10", None, 5]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_level_kind_both_twins(kind):
+    for good in ("1", "1.5", ".5", "1.", "65000.10", "1e-8", "2E+3"):
+        assert kind(good) == 1, good
+    for zero in ("0", "0.0", "0.00000000", "0E-8", "0e+3", ".0", "0."):
+        assert kind(zero) == 0, zero
+    for bad in BAD:
+        assert kind(bad) == -1, bad
+
+
+@pytest.mark.parametrize("eager", [False, True], ids=["dict-mode", "sorted-mode"])
+@pytest.mark.parametrize("bad", BAD)
+def test_a_bad_level_never_enters_a_valid_book(eager, bad):
+    b = Book("x", "X")
+    b.apply_snapshot([("100", "1"), ("99", "2")], [("101", "1")], 1)
+    if eager:
+        for _ in range(5):
+            b.apply_delta([("98", "1")], [], 2)
+            b.best_bid()
+        assert b.bids_side.eager
+    with pytest.raises(BadLevel):
+        b.apply_delta([("97", "1"), ("96", bad)], [], 3)
+    assert not b.valid
+    with pytest.raises(BadLevel):
+        b.apply_snapshot([(bad, "1")], [], 4)
+    assert not b.valid
+    b.apply_snapshot([("100", "1")], [("101", "0E-8"), ("102", "3")], 5)  # zero in any spelling
+    assert b.valid and b.asks == {"102": "3"} and b.best_bid() == ("100", "1")
+
+
+def test_zero_deletes_in_deltas_in_every_spelling():
+    b = Book()
+    b.apply_snapshot([("100", "1"), ("99", "1"), ("98", "1")], [], 1)
+    b.apply_delta([("100", "0E-8"), ("99", "0.000"), ("98", "0e0")], [], 2)
+    assert b.bids == {} and b.valid
+
+
+def _bybit_session():
+    v = get_venue("bybit")
+    s = v.new_session("public/linear", "t#1", SessionOptions(timers=v.timers()))
+    s.add([parse("bybit.linear:orderbook.50:BTCUSDT")])
+    s.start(1)
+    sends(s)
+    return s
+
+
+def _book(typ, u, b, a, compact=True):
+    return json.dumps({"topic": "orderbook.50.BTCUSDT", "type": typ, "ts": 1, "cts": 1,
+                       "data": {"s": "BTCUSDT", "b": b, "a": a, "u": u, "seq": u}},
+                      separators=(",", ":") if compact else None).encode()
+
+
+@pytest.mark.parametrize("compact", [True, False], ids=["inline-hot-path", "generic-path"])
+def test_a_bad_delta_is_a_gap_and_a_resync(compact):
+    s = _bybit_session()
+    _b = _book
+    _book_ = lambda *a: _b(*a, compact=compact)  # noqa: E731
+    (snap,) = s.decode_safely(_book_("snapshot", 1, [["100", "1"]], [["101", "1"]]), False, 10)
+    assert isinstance(snap, BookUpdate) and snap.book.valid
+    out = s.decode_safely(_book_("delta", 2, [["100", "NaN"]], []), False, 20)
+    assert [type(e) for e in out] == [VenueError, Gap]
+    assert out[0].code == "bad-level" and not snap.book.valid
+    s.on_timer(30)
+    assert [json.loads(x.payload)["op"] for x in sends(s) if x.payload[:1] == b"{"][-2:] == ["unsubscribe", "subscribe"]
+    assert s.decode_safely(_book_("delta", 3, [["100", "2"]], []), False, 40) == []  # waits for the snapshot
+    (snap2, resynced) = s.decode_safely(_book_("snapshot", 9, [["100", "3"]], [["101", "1"]]), False, 50)
+    assert snap2.book.valid and type(resynced).__name__ == "Resynced"
+
+
+@pytest.mark.parametrize("venue, frame", [
+    ("bybit.linear", b"[" * 5000 + b"]" * 5000),
+    ("okx", b'{"arg":' * 3000 + b"1" + b"}" * 3000),
+    ("bge", b"[" * 100000),
+    ("bybit.option", b'{"success":true,"ret_msg":"","conn_id":"x","type":"COMMAND_RESP","data":{"successTopics":5}}'),
+    ("okx", b'{"event":"channel-conn-count","channel":"books","connCount":"lots","connId":"a"}'),
+])
+def test_frames_that_used_to_raise_are_venue_errors_offline(venue, frame):
+    s = decoder_session(venue)
+    out = s.decode_safely(frame, False, 1)
+    assert all(isinstance(e, VenueError) for e in out)
