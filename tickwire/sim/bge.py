@@ -1084,6 +1084,39 @@ class BgeSim(VenueSim):
     def route(self, path: str, query: dict[str, str]) -> str | None:
         return "v2" if path in PATHS else None
 
+    # -- REST (same port; the docs' REST host is https://api.bg.exchange/hk, so /hk/... too) -----
+
+    def http_get(self, path: str, qs: str) -> tuple[int, bytes] | None:
+        """``GET /v1/products``, ``/v1/products/{product}`` (the docs' product list; precisions
+        from the simulated market's tick and lot) and ``/openapi/exchange/public/time``."""
+        if path.startswith("/hk/"):
+            path = path[3:]
+        if path == "/openapi/exchange/public/time":
+            now = now_ms()
+            iso = datetime.fromtimestamp(now / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{now % 1000:03d}Z"
+            return 200, _encode({"epoch": f"{now / 1000:.3f}", "iso": iso, "timestamp": now})
+        if path == "/v1/products":
+            return 200, _encode([self.product_item(p) for p in self.products])
+        if path.startswith("/v1/products/"):
+            name = self._upper.get(path.rsplit("/", 1)[-1].upper())
+            if name is None:
+                return 400, _encode({"code": 1087, "message": "No data found"})
+            return 200, _encode([self.product_item(name)])
+        return None
+
+    def product_item(self, product: str) -> dict[str, Any]:
+        """One ``/v1/products`` entry. ``trade_precision`` is the price's decimals (the tick),
+        ``amount_precision`` the size's (the lot)."""
+        spec = self.spec_for(product)
+        base, _, quote = product.partition("_")
+        return {"product": product, "base_currency": base, "quote_currency": quote, "display_name": product,
+                "status": "on", "maker_fees_rate": "0.001", "taker_fees_rate": "0.002",
+                "quote_precision": str(spec.price_scale), "trade_precision": str(spec.price_scale),
+                "amount_precision": str(spec.qty_scale), "max_buy_price_rate": "1.000000",
+                "max_sell_price_rate": "1.000000", "max_trade_usd_per_order": "", "min_trade_usd_per_order": "",
+                "max_market_taker_trade_rate": "1.000000", "min_market_taker_trade_rate": "1.000000",
+                "max_market_trade_usd_per_order": "", "min_market_trade_usd_per_order": ""}
+
     def on_open(self, conn: SimConnection) -> None:
         assert isinstance(conn, BgeConnection)
         iv = self.opts.ping_interval_s

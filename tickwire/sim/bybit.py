@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Mapping, Sequence
 
+from urllib.parse import parse_qs
+
 import msgspec
 
 from ._bybit_private import DEFAULT_PRIVATE_SYMBOLS, BybitAccount
@@ -248,6 +250,15 @@ def _period_bounds(interval: str, t_ms: int, override_s: float | None) -> tuple[
     offset = 4 * 86_400_000 if interval == "W" else 0  # weeks start on Monday 00:00 UTC
     start = t_ms - (t_ms - offset) % p
     return start, start + p - 1
+
+
+def _option_expiry_ms(text: str) -> int:
+    """``27DEC26`` -> 08:00 UTC that day, in ms."""
+    try:
+        d = datetime.strptime(text, "%d%b%y").replace(hour=8, tzinfo=timezone.utc)
+    except ValueError:
+        return 0
+    return int(d.timestamp() * 1000)
 
 
 def public_trade_id(category: str, t: Trade) -> str:
@@ -888,6 +899,88 @@ class BybitSim(VenueSim):
 
     async def on_start(self) -> None:
         self.every(self.opts.private_sweep_s, self._sweep_private)
+
+    # -- REST (same port) ---------------------------------------------------------------------
+
+    def http_get(self, path: str, qs: str) -> tuple[int, bytes] | None:
+        """``GET /v5/market/time`` and ``GET /v5/market/instruments-info?category=…[&symbol=…]``
+        with the venue's envelope, consistent with the simulated market (tick, lot)."""
+        q = {k: v[-1] for k, v in parse_qs(qs, keep_blank_values=True).items()}
+        now = now_ms()
+        if path == "/v5/market/time":
+            return 200, _encode({"retCode": 0, "retMsg": "OK",
+                                 "result": {"timeSecond": str(now // 1000), "timeNano": str(time.time_ns())},
+                                 "retExtInfo": {}, "time": now})
+        if path == "/v5/market/instruments-info":
+            cat = q.get("category", "")
+            if cat not in PUBLIC:
+                return 200, _encode({"retCode": 10001, "retMsg": "params error: Category is invalid",
+                                     "result": {}, "retExtInfo": {}, "time": now})
+            sym = q.get("symbol", "")
+            base = q.get("baseCoin", "")
+            status = q.get("status", "")
+            items = [self.instrument_item(cat, s) for s in sorted(self._symbols[cat])
+                     if (not sym or s == sym) and (not base or s.startswith(base + ("-" if cat == "option" else "")))
+                     and status in ("", "Trading")]
+            return 200, _encode({"retCode": 0, "retMsg": "OK",
+                                 "result": {"category": cat, "list": items, "nextPageCursor": ""},
+                                 "retExtInfo": {}, "time": now})
+        if path == "/v5/asset/coin/query-info":
+            # what ccxt's load_markets reads when it has keys (fetchCurrencies); the request's
+            # signature headers are not checked (UNVERIFIED shape details beyond the fields below)
+            coins = sorted({c for cat in PUBLIC for sym in self._symbols[cat] for c in self._coins_of(cat, sym)})
+            want = q.get("coin", "")
+            rows = [{"name": c, "coin": c, "remainAmount": "1000000",
+                     "chains": [{"chainType": c, "confirmation": "12", "withdrawFee": "0", "depositMin": "0",
+                                 "withdrawMin": "0", "chain": c, "chainDeposit": "1", "chainWithdraw": "1",
+                                 "minAccuracy": "8", "withdrawPercentageFee": "0", "contractAddress": ""}]}
+                    for c in coins if not want or c == want]
+            return 200, _encode({"retCode": 0, "retMsg": "", "result": {"rows": rows}, "retExtInfo": {}, "time": now})
+        return None
+
+    @staticmethod
+    def _coins_of(category: str, symbol: str) -> tuple[str, ...]:
+        if category == "option":
+            return (symbol.split("-")[0], "USDC")
+        if category == "inverse":
+            return (symbol[:-3],)
+        return BybitAccount._base_quote(symbol)
+
+    def instrument_item(self, category: str, symbol: str) -> dict[str, Any]:
+        """One ``instruments-info`` entry: the tick and lot of the simulated market."""
+        spec = self.spec_for(category, symbol)
+        tick, lot = spec.tick, spec.lot
+        if category == "spot":
+            base, quote = BybitAccount._base_quote(symbol)
+            return {"symbol": symbol, "baseCoin": base, "quoteCoin": quote, "innovation": "0", "status": "Trading",
+                    "marginTrading": "utaOnly", "stTag": "0",
+                    "lotSizeFilter": {"basePrecision": lot, "quotePrecision": "0.00000001", "minOrderQty": lot,
+                                      "maxOrderQty": "10000", "minOrderAmt": "1", "maxOrderAmt": "2000000"},
+                    "priceFilter": {"tickSize": tick},
+                    "riskParameters": {"priceLimitRatioX": "0.005", "priceLimitRatioY": "0.01"}, "symbolType": ""}
+        if category == "option":
+            parts = symbol.split("-")
+            return {"symbol": symbol, "optionsType": "Call" if parts[-1] == "C" else "Put", "status": "Trading",
+                    "baseCoin": parts[0], "quoteCoin": "USD", "settleCoin": "USDC", "launchTime": "1735000000000",
+                    "deliveryTime": str(_option_expiry_ms(parts[1])), "deliveryFeeRate": "0.00015",
+                    "priceFilter": {"minPrice": tick, "maxPrice": "10000000", "tickSize": tick},
+                    "lotSizeFilter": {"maxOrderQty": "10000", "minOrderQty": lot, "qtyStep": lot},
+                    "displayName": ""}
+        inverse = category == "inverse"
+        base, quote = (symbol[:-3], "USD") if inverse else BybitAccount._base_quote(symbol)
+        return {"symbol": symbol, "contractType": "InversePerpetual" if inverse else "LinearPerpetual",
+                "status": "Trading", "baseCoin": base, "quoteCoin": quote, "launchTime": "1585526400000",
+                "deliveryTime": "0", "deliveryFeeRate": "", "priceScale": str(spec.price_scale),
+                "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
+                "priceFilter": {"minPrice": tick, "maxPrice": "9999999", "tickSize": tick},
+                "lotSizeFilter": {"maxOrderQty": "100000", "minOrderQty": lot, "qtyStep": lot,
+                                  "postOnlyMaxOrderQty": "100000", "maxMktOrderQty": "10000",
+                                  "minNotionalValue": "5" if not inverse else "0"},
+                "unifiedMarginTrade": True, "fundingInterval": 480, "settleCoin": base if inverse else quote,
+                "copyTrading": "both", "upperFundingRate": "0.005", "lowerFundingRate": "-0.005",
+                "isPreListing": False, "preListingInfo": None,
+                "riskParameters": {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"},
+                "displayName": "", "symbolType": ""}
 
     # -- idle rules ---------------------------------------------------------------------------
 

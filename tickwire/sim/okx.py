@@ -780,25 +780,31 @@ class InstrumentsChannel(OkxStream):
         self.insts = insts
 
     def _item(self, inst: Inst) -> dict[str, Any]:
-        spot = inst.inst_type == "SPOT"
-        parts = inst.inst_id.split("-")
-        option = inst.inst_type == "OPTION"
-        return {
-            "alias": "" if inst.inst_type != "FUTURES" else "quarter",
-            "baseCcy": inst.base if spot else "", "category": "1",
-            "ctMult": "" if spot else "1", "ctType": "" if spot or option else ("inverse" if inst.inverse else "linear"),
-            "ctVal": inst.ct_val, "ctValCcy": "" if spot else ("USD" if inst.inverse and not option else inst.base),
-            "expTime": "" if inst.inst_type in ("SPOT", "SWAP") else "1798185600000",
-            "instFamily": "" if spot else inst.family, "instId": inst.inst_id, "instType": inst.inst_type,
-            "lever": "10" if spot else "100", "listTime": "1606468572000", "lotSz": inst.spec.lot,
-            "maxLmtSz": "10000000", "maxMktSz": "1000000", "minSz": inst.spec.lot,
-            "optType": parts[-1] if option else "", "quoteCcy": inst.quote if spot else "",
-            "settleCcy": "" if spot else inst.settle, "state": "live", "stk": parts[3] if option else "",
-            "tickSz": inst.spec.tick, "uly": "" if spot else inst.family,
-        }
+        return instrument_item(inst)
 
     def on_subscribe(self, conn: SimConnection) -> None:
         self.send_to(conn, self.frame([self._item(i) for i in self.insts]))
+
+
+def instrument_item(inst: Inst) -> dict[str, Any]:
+    """One instrument as ``instruments`` (WS) and ``GET /api/v5/public/instruments`` describe it:
+    the tick, lot and contract value of the simulated market."""
+    spot = inst.inst_type == "SPOT"
+    parts = inst.inst_id.split("-")
+    option = inst.inst_type == "OPTION"
+    return {
+        "alias": "" if inst.inst_type != "FUTURES" else "quarter",
+        "baseCcy": inst.base if spot else "", "category": "1",
+        "ctMult": "" if spot else "1", "ctType": "" if spot or option else ("inverse" if inst.inverse else "linear"),
+        "ctVal": inst.ct_val, "ctValCcy": "" if spot else ("USD" if inst.inverse and not option else inst.base),
+        "expTime": "" if inst.inst_type in ("SPOT", "SWAP") else "1798185600000",
+        "instFamily": "" if spot else inst.family, "instId": inst.inst_id, "instType": inst.inst_type,
+        "lever": "10" if spot else "100", "listTime": "1606468572000", "lotSz": inst.spec.lot,
+        "maxLmtSz": "10000000", "maxMktSz": "1000000", "minSz": inst.spec.lot,
+        "optType": parts[-1] if option else "", "quoteCcy": inst.quote if spot else "",
+        "settleCcy": "" if spot else inst.settle, "state": "live", "stk": parts[3] if option else "",
+        "tickSz": inst.spec.tick, "uly": "" if spot else inst.family,
+    }
 
 
 # =============================================================================================
@@ -1240,6 +1246,19 @@ class OkxSim(OkxGatewaySim):
             return 404, _encode({"code": "404", "msg": "Not Found", "data": []})
         if path == "/api/v5/public/time":
             return 200, _encode({"code": "0", "msg": "", "data": [{"ts": str(now_ms())}]})
+        if path == "/api/v5/public/instruments":
+            return 200, self._rest_instruments(q)
+        if path == "/api/v5/asset/currencies":
+            # what ccxt's load_markets reads when it has keys (fetchCurrencies); not signed-checked
+            ccys = sorted({c for i in self.insts.values() for c in (i.base, i.quote, i.settle)})
+            want = set(q.get("ccy", "").split(",")) - {""}
+            data = [{"ccy": c, "chain": f"{c}-{c}", "name": c, "canDep": True, "canWd": True, "canInternal": True,
+                     "minWd": "0", "maxWd": "1000000", "minFee": "0", "maxFee": "0", "minDep": "0",
+                     "mainNet": True, "wdTickSz": "8", "wdQuota": "10000000", "usedWdQuota": "0",
+                     "depQuotaFixed": "", "usedDepQuotaFixed": "", "logoLink": "", "needTag": False,
+                     "minDepArrivalConfirm": "1", "minWdUnlockConfirm": "1", "burningFeeRate": "", "ctAddr": ""}
+                    for c in ccys if not want or c in want]
+            return 200, _encode({"code": "0", "msg": "", "data": data})
         if path != "/api/v5/market/books":
             return 404, _encode({"code": "404", "msg": "Not Found", "data": []})
         iid = q.get("instId", "")
@@ -1254,6 +1273,22 @@ class OkxSim(OkxGatewaySim):
         bids, asks, seq = inst.engine.snapshot(int(raw_sz))
         return 200, _encode({"code": "0", "msg": "", "data": [{"asks": asks, "bids": bids, "ts": str(now_ms()),
                                                                  "seqId": seq}]})
+
+    def _rest_instruments(self, q: dict[str, str]) -> bytes:
+        """``GET /api/v5/public/instruments?instType=…[&instFamily|uly|instId=…]``."""
+        t = q.get("instType", "")
+        if not t:
+            return _encode({"code": "50014", "msg": "Parameter instType can not be empty.", "data": []})
+        if t not in INST_TYPES:
+            return _encode({"code": "51000", "msg": "Parameter instType error", "data": []})
+        fam = q.get("instFamily") or q.get("uly") or ""
+        if t == "OPTION" and not fam:
+            return _encode({"code": "50014", "msg": "Parameter instFamily can not be empty.", "data": []})
+        iid = q.get("instId", "")
+        want = "SPOT" if t == "MARGIN" else t
+        items = [instrument_item(i) for i in self.insts.values()
+                 if i.inst_type == want and (not fam or i.family == fam) and (not iid or i.inst_id == iid)]
+        return _encode({"code": "0", "msg": "", "data": items})
 
     async def on_start(self) -> None:
         await super().on_start()
