@@ -17,7 +17,7 @@ from tickwire.venues import parse
 from tickwire.venues.base import SessionOptions
 from tickwire.venues import get_venue
 
-from .contract import sends
+from .contract import events, sends
 
 KINDS = [c.level_kind for c in [hot.compiled] if c is not None] + [_py_kind]
 BAD = ["1,5", "", "abc", "NaN", "nan", "-1", "inf", "1e", "1.2.3", " 1", "0x10", None, 5]
@@ -103,3 +103,63 @@ def test_frames_that_used_to_raise_are_venue_errors_offline(venue, frame):
     s = decoder_session(venue)
     out = s.decode_safely(frame, False, 1)
     assert all(isinstance(e, VenueError) for e in out)
+
+
+def test_a_resync_whose_snapshot_never_comes_is_retried_with_backoff_and_reported():
+    """Bug: after a Gap the stream was resubscribed once; a lost snapshot left it dead silently."""
+    s = _bybit_session()
+    s.decode_safely(_book("snapshot", 1, [["100", "1"]], [["101", "1"]]), False, 10)
+    (gap,) = s.decode_safely(_book("delta", 5, [["100", "2"]], []), False, 20)  # u jumped: Gap
+    assert isinstance(gap, Gap)
+    s.on_timer(30)
+    ops = [json.loads(x.payload)["op"] for x in sends(s)]
+    assert ops == ["unsubscribe", "subscribe"]
+    t = 30
+    retries = []
+    for _ in range(4):  # the snapshot never comes
+        for _ in range(400):
+            t += 100_000_000
+            s.on_timer(t)
+            frames = [json.loads(x.payload)["op"] for x in sends(s) if b'"ping"' not in x.payload]
+            if "subscribe" in frames:
+                retries.append(t)
+                break
+            s.pong_pending = False
+    assert len(retries) == 4
+    gaps = [e for e in events(s) if isinstance(e, Gap)]
+    assert len(gaps) == 4 and all("still broken" in g.reason for g in gaps)
+    waits = [b - a for a, b in zip(retries, retries[1:])]
+    assert waits == sorted(waits) and waits[-1] > waits[0]  # backoff grows
+    assert s.broken() == ["bybit.linear:orderbook.50:BTCUSDT"]
+    out = s.decode_safely(_book("snapshot", 50, [["100", "3"]], [["101", "1"]]), False, t + 1)
+    assert [type(e).__name__ for e in out] == ["BookUpdate", "Resynced"] and s.broken() == []
+
+
+def test_okx_falls_back_to_rest_after_a_gap_when_no_ws_snapshot_comes():
+    """Bug: OKX skipped its REST fallback once a gap was reported."""
+    from .contract import FetchSnapshot, actions
+
+    v = get_venue("okx")
+    s = v.new_session("public", "t#1", SessionOptions(timers=v.timers(), extra={"snapshot_wait_s": 0.5}))
+    s.add([parse("okx:books:BTC-USDT")])
+    s.start(1)
+    sends(s)
+
+    def upd(prev, seq, action="update"):
+        return json.dumps({"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": action,
+                           "data": [{"bids": [[str(seq), "1", "0", "1"]], "asks": [], "ts": "1", "checksum": 0,
+                                     "prevSeqId": prev, "seqId": seq}]}, separators=(",", ":")).encode()
+
+    s.decode_safely(upd(-1, 10, "snapshot"), False, 10)
+    (gap,) = s.decode_safely(upd(15, 20), False, 20)
+    assert isinstance(gap, Gap)
+    s.on_timer(30)
+    sends(s)  # the resync went out; the venue answers with deltas only
+    for seq, t in ((25, 40), (30, 50)):
+        s.decode_safely(upd(seq - 5, seq), False, t)
+    s.on_timer(int(1e9))
+    (req,) = actions(s, FetchSnapshot)
+    body = {"code": "0", "data": [{"bids": [["25", "1", "0", "1"]], "asks": [], "ts": "1", "seqId": 25}]}
+    out = s.on_rest_snapshot(req.topic, body, int(2e9))
+    assert [type(e).__name__ for e in out] == ["BookUpdate", "Resynced", "BookUpdate"]
+    assert out[-1].seq == 30 and out[-1].book.valid

@@ -101,6 +101,7 @@ class Timers:
     resync_min_interval_s: float = 1.0  # resyncs and retries of one topic: this often at most, doubling up to 30 s
     notice_lead_s: float = 30.0        # OKX-style upgrade notices: how long until the close
     stream_silence_s: float = 10.0     # a regularly pushed book silent this long is resubscribed
+    resync_timeout_s: float = 10.0     # a resync that brought no snapshot this long is sent again (backoff)
 
 
 @dataclass
@@ -406,7 +407,20 @@ class Session:
             self.close(f"no login reply within {t.login_timeout_s:g}s")
         self.check_heartbeat(now_ns)
         self.check_silence(now_ns)
+        self.check_resyncs(now_ns)
         self.ledger.run_due(now_ns)
+
+    def check_resyncs(self, now_ns: int) -> None:
+        """A resync whose snapshot never came (lost, undecodable, or the subscribe answered with a
+        non-fatal error): send it again, with the stream's backoff, and say so each time; a broken
+        book is never left silently dead (``feed.stats()`` lists it under ``stuck`` meanwhile)."""
+        limit = int(self.timers.resync_timeout_s * 1e9)
+        for st in self.streams.values():
+            if (st.book is not None and not st.synced and st.gap_reported and st.last_resync_ns
+                    and not st.resync_due_ns and now_ns - st.last_resync_ns > limit):
+                wait = self.ledger.retry_later(st, now_ns)
+                self.outbox.append(self.gap(st, now_ns, f"still broken: resync #{st.resyncs} brought no snapshot "
+                                                        f"within {limit / 1e9:g}s; again in {wait:g}s"))
 
     def check_silence(self, now_ns: int) -> None:
         """A book whose venue promises regular pushes (Bybit level 1 every 3 s, OKX keepalives,

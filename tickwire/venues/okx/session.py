@@ -178,9 +178,9 @@ class OkxSession(GatewaySession):
 
     def _buffer(self, st: StreamState, d: BookData, recv_ns: int) -> None:
         """Deltas before any snapshot: buffer them; if no WS snapshot comes, the engine fetches REST."""
-        if st.gap_reported or st.resync_due_ns:
-            return  # broken and resyncing: the new subscription's snapshot will follow
-        if st.extra is None:
+        if st.resync_due_ns:
+            return  # a resync is about to go out: its subscription's deltas will be buffered
+        if st.extra is None or "buffer" not in st.extra:
             st.extra = {"buffer": [], "since": recv_ns}
         buf = st.extra["buffer"]
         if len(buf) < 10_000:
@@ -227,6 +227,8 @@ class OkxSession(GatewaySession):
         st.synced = True
         st.extra = {"rest_seq": snap.seqId}  # updates up to this one may still be in flight: skip them
         out.append(self.book_event(st, snap.bids, snap.asks, True, snap.seqId, -1, ms(snap.ts), recv_ns))
+        if st.gap_reported:  # a resync that got no WS snapshot: the REST one ends the gap
+            out.append(self.resynced(st, recv_ns))
         for d in buf:
             if d.seqId is not None and d.seqId <= snap.seqId:
                 continue  # already in the snapshot
