@@ -163,3 +163,21 @@ def test_okx_falls_back_to_rest_after_a_gap_when_no_ws_snapshot_comes():
     out = s.on_rest_snapshot(req.topic, body, int(2e9))
     assert [type(e).__name__ for e in out] == ["BookUpdate", "Resynced", "BookUpdate"]
     assert out[-1].seq == 30 and out[-1].book.valid
+
+
+@pytest.mark.parametrize("venue", ["okx", "bge"])
+def test_a_compression_bomb_is_refused_not_inflated(venue):
+    """Bug: a 398 KB gzip/deflate frame became 400 MB in memory."""
+    import gzip
+    import zlib
+
+    big = b'{"x":"' + b"0" * (200 * 1024 * 1024) + b'"}'
+    if venue == "bge":
+        frame = gzip.compress(big, 9)
+    else:
+        c = zlib.compressobj(9, zlib.DEFLATED, -15)
+        frame = c.compress(big) + c.flush()
+    assert len(frame) < 1_000_000
+    s = decoder_session(venue)
+    (err,) = s.decode_safely(frame, True, 1)
+    assert isinstance(err, VenueError) and "more than" in err.msg

@@ -25,6 +25,7 @@ recorded files and replayed archives.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
@@ -32,6 +33,22 @@ from tickwire.book import Book
 from tickwire.model import BookUpdate, Event, Gap, Resynced, VenueError
 from tickwire.subscription import SpecError, Subscription
 from tickwire.venues.ledger import FINAL, Ledger
+
+MAX_INFLATED_BYTES = 64 * 1024 * 1024
+"""A compressed frame may not inflate to more than this (real frames are far below 1 MB; a
+398 KB frame could otherwise become 400 MB in memory). Per venue: ``venue_options={"okx":
+{"max_inflated_bytes": N}}`` / ``--venue-option okx.max_inflated_bytes=N``."""
+
+
+def inflate_bounded(data: bytes, wbits: int, limit: int = MAX_INFLATED_BYTES) -> bytes:
+    """zlib/gzip/raw deflate (``wbits`` as for :func:`zlib.decompress`), refusing to produce more
+    than ``limit`` bytes: raises :class:`zlib.error` naming the limit."""
+    d = zlib.decompressobj(wbits)
+    out = d.decompress(data, limit)
+    if d.unconsumed_tail or (not d.eof and len(out) >= limit):
+        raise zlib.error(f"frame inflates to more than {limit:,} bytes (max_inflated_bytes); dropped")
+    return out
+
 
 # Send priorities. The engine sends CONTROL frames (heartbeats) at once, ahead of any
 # queued REQUEST (subscribe/unsubscribe/login), and paces REQUESTs under the venue's limits.
@@ -241,6 +258,7 @@ class Session:
         self.outbox: list[Any] = []
         self.streams: dict[str, StreamState] = {}     # topic -> state
         self.accept_any = options.accept_any
+        self.max_inflated = int(options.extra.get("max_inflated_bytes", MAX_INFLATED_BYTES))
         self.ledger = Ledger(self)
         self.last_rx_ns = 0
         self.ping_sent_ns = 0

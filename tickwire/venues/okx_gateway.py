@@ -18,7 +18,9 @@ import msgspec
 
 from tickwire.model import ConnCount, Event, Notice
 from tickwire.subscription import Subscription
-from tickwire.venues.base import FailOver, Limits, Session, SessionOptions, StreamState, Timers, Venue
+from tickwire.venues.base import (
+    MAX_INFLATED_BYTES, FailOver, Limits, Session, SessionOptions, StreamState, Timers, Venue, inflate_bounded,
+)
 from tickwire.venues.ledger import FINAL, REPORT, TRANSIENT
 
 BARS = ("1s", "1m", "3m", "5m", "15m", "30m", "1H", "2H", "4H", "6H", "12H", "1D", "2D", "3D", "5D", "1W",
@@ -103,9 +105,10 @@ def arg_key(arg: dict[str, str] | Arg) -> str:
     return ":".join(parts)
 
 
-def inflate(payload: bytes | memoryview) -> bytes:
-    """A binary frame: the older OKEx format, raw DEFLATE without a zlib header (seed 002)."""
-    return zlib.decompress(bytes(payload), -zlib.MAX_WBITS)
+def inflate(payload: bytes | memoryview, limit: int = MAX_INFLATED_BYTES) -> bytes:
+    """A binary frame: the older OKEx format, raw DEFLATE without a zlib header (seed 002);
+    never more than ``limit`` bytes."""
+    return inflate_bounded(bytes(payload), -zlib.MAX_WBITS, limit)
 
 
 def same_channel(ours: str, theirs: str) -> bool:
@@ -214,7 +217,7 @@ class GatewaySession(Session):
         self.last_rx_ns = recv_ns
         if binary:
             try:
-                payload = inflate(payload)
+                payload = inflate(payload, self.max_inflated)
             except zlib.error as e:
                 return [self.error("inflate", f"binary frame is not raw deflate: {e}", recv_ns=recv_ns)]
         return self.envelope(payload, recv_ns)

@@ -116,7 +116,7 @@ class BGESession(Session):
         self.last_rx_ns = recv_ns
         if binary or payload[:4] == GZIP_B64:
             try:
-                payload = inflate(payload if binary else base64.b64decode(bytes(payload)))
+                payload = inflate(payload if binary else base64.b64decode(bytes(payload)), self.max_inflated)
             except (zlib.error, binascii.Error, ValueError) as e:
                 self.last_kind = "error"
                 return [self.error("decode", f"undecodable compressed frame ({e}): {bytes(payload[:60])!r}",

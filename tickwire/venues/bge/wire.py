@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import msgspec
+
+from tickwire.venues.base import MAX_INFLATED_BYTES, inflate_bounded
 
 _NO_RAW = msgspec.Raw(b"")
 
@@ -96,14 +97,15 @@ PING_PREFIX = b'{"ping":'
 GZIP_B64 = b"H4sI"  # base64 of a gzip header: tolerated on text frames (§6, framing UNVERIFIED)
 
 
-def inflate(payload: bytes | memoryview) -> bytes:
-    """A ``zip:true`` frame -> JSON bytes: gzip (documented intent), else zlib or raw deflate."""
+def inflate(payload: bytes | memoryview, limit: int = MAX_INFLATED_BYTES) -> bytes:
+    """A ``zip:true`` frame -> JSON bytes: gzip (documented intent), else zlib or raw deflate;
+    never more than ``limit`` bytes."""
     data = bytes(payload)
     if data[:1] in (b"{", b"["):
         return data  # a binary frame that is plain JSON
     if data[:2] == b"\x1f\x8b" or data[:1] == b"\x78":
-        return zlib.decompress(data, 47)  # 32+15: gzip or zlib header, auto-detected
-    return zlib.decompress(data, -15)
+        return inflate_bounded(data, 47, limit)  # 32+15: gzip or zlib header, auto-detected
+    return inflate_bounded(data, -15, limit)
 
 
 def topic_of(typ: str, interval: Any, product: str) -> str:

@@ -59,7 +59,7 @@ class OkxSession(GatewaySession):
         self.last_rx_ns = recv_ns
         if binary:
             try:
-                payload = inflate(payload)
+                payload = inflate(payload, self.max_inflated)
             except zlib.error as e:
                 return [self.error("inflate", f"binary frame is not raw deflate: {e}", recv_ns=recv_ns)]
         if payload[:24] == BOOK_PREFIX:
