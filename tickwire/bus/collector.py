@@ -319,6 +319,7 @@ class CollectorStats:
     snapshots: int = 0
     raw_messages: int = 0
     status: int = 0
+    unsupported: int = 0      # events of a type the bus encoding has no code for (not published)
 
 
 @dataclass
@@ -439,6 +440,7 @@ class Collector:
         books_seen: dict[str, BookUpdate] = {}
         md_subject = codec.md_subject
         encode_md = codec.encode_md
+        codes = codec.CODE_OF
         submit = pub.submit
 
         def emit(spec: str) -> None:
@@ -465,6 +467,8 @@ class Collector:
                 stats.events += 1
                 if ev.is_status:
                     self._status(ev)
+                elif ev.__class__ not in codes:
+                    stats.unsupported += 1  # an event type the bus encoding has no code for (yet)
                 else:
                     spec = ev.stream
                     g = groups.get(spec)
