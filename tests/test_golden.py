@@ -62,9 +62,10 @@ CAPTURES: dict[str, Union[str, Segments]] = {
     # recorded 2023-04-21 (u 1188472, a different run), kept as a recording of its own.
     "bybit_orderbook.1_tardis.jsonl": [(1, 2, "bybit.linear"), (3, 3, "bybit.linear")],
     # Wrapped documentation examples and single real frames from many sources (client frames
-    # are skipped by decode). Runs of lines by endpoint; the private and trade-endpoint frames
-    # (1-21 partly, 34-41) go through the linear session: tickwire has no Bybit private dialect,
-    # so they yield nothing but the auth failure (line 8).
+    # are skipped by decode). Runs of lines by endpoint; the private control frames among 1-21
+    # go through the linear session (they yield nothing but the auth failure, line 8); the
+    # private pushes (34-38: order, execution.fast, position, wallet, execution.spot) and the
+    # trade endpoint's replies (39-41, retCode style: nothing) through the private one.
     "bybit_examples.jsonl": [
         (1, 24, "bybit.linear"),  # control frames of every category; linear books 22-24
         (25, 25, "bybit.spot"),   # 2023 spot orderbook.1 delta
@@ -72,7 +73,7 @@ CAPTURES: dict[str, Union[str, Segments]] = {
         (27, 28, "bybit.spot"),   # spot publicTrade, spot tickers
         (29, 32, "bybit.linear"),  # tickers delta and snapshot, kline, allLiquidation
         (33, 33, "bybit.option"),  # option ticker
-        (34, 41, "bybit.linear"),  # private and order-entry frames
+        (34, 41, "bybit.private"),  # private pushes and order-entry frames
     ],
     # OKX v5 (docs, cryptofeed, ccxt, and a close frame from /ws/v5/private written as text),
     # then the OKX DEX market WS examples.

@@ -1,7 +1,8 @@
 """API credentials: from the environment or a config file, never logged or printed.
 
 Environment: ``TICKWIRE_<VENUE>_API_KEY``, ``TICKWIRE_<VENUE>_SECRET`` and
-``TICKWIRE_<VENUE>_PASSPHRASE`` (VENUE upper-cased, e.g. ``OKX``, ``OKXDEX``, ``BGE``).
+``TICKWIRE_<VENUE>_PASSPHRASE`` (VENUE upper-cased, e.g. ``OKX``, ``OKXDEX``, ``BGE``, ``BYBIT``;
+Bybit and BG Exchange need no passphrase).
 Config file (``--credentials FILE`` / ``load_file``): TOML or JSON
 ``{"okx": {"api_key": "...", "secret": "...", "passphrase": "..."}}``.
 """

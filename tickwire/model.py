@@ -11,7 +11,9 @@ matters more). Every event carries two clocks:
 
 ``venue``/``market``/``symbol`` keep their venue meaning (``BTC-USDT``, ``BTCUSDT``,
 ``BTC_USDT``); ``stream`` is the subscription spec the event belongs to, so events of
-the same stream can be grouped without knowing the venue's naming rules.
+the same stream can be grouped without knowing the venue's naming rules. ``event.usymbol``
+is the instrument's unified symbol beside the native one (ccxt's convention: ``BTC/USDT``,
+``BTC/USDT:USDT``, ``BTC/USD:BTC-261225``; see :mod:`tickwire.instruments`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,22 @@ class Event(msgspec.Struct, kw_only=True, tag_field="type", gc=False):
     recv_ns: int = 0
 
     is_status: ClassVar[bool] = False
+
+    @property
+    def usymbol(self) -> str:
+        """The unified symbol of the event's instrument, beside the venue's own ``symbol``.
+
+        ccxt's convention: ``BTC/USDT`` (spot), ``BTC/USDT:USDT`` (linear swap), ``BTC/USD:BTC``
+        (inverse swap), ``BTC/USD:BTC-261225`` (future), ``BTC/USD:BTC-261225-100000-C`` (option).
+        "" when there is none (status events, DEX tokens, an account-wide stream) or when the
+        venue's naming is ambiguous and its instruments are not loaded yet.
+
+        Nothing is computed when an event is made (the hot path is untouched): this looks the
+        instrument up in a table filled once per (venue, market, symbol), from the venue's naming
+        rules or from its instrument list (:mod:`tickwire.instruments`), the first time anyone
+        asks. Not part of the encoded event (``to_json``/``to_dict``)."""
+        u = _USYMBOLS.get((self.venue, self.market, self.symbol))
+        return u if u is not None else unified_symbol(self.venue, self.market, self.symbol)
 
 
 # --------------------------------------------------------------------------- market data
@@ -208,6 +226,19 @@ class Position(Event, tag=True):
     raw: dict | None = None
 
 
+class Greeks(Event, tag=True):
+    """Bybit's ``greeks`` stream: the account's option greeks per base coin (``symbol`` is the
+    base coin). Bybit only, and not (yet) part of :data:`AnyEvent`: the recorder has no table
+    for it and the bus no code, so it reaches ``async for`` consumers and JSON output only."""
+
+    base_coin: str
+    delta: str | None = None
+    gamma: str | None = None
+    vega: str | None = None
+    theta: str | None = None
+    raw: dict | None = None
+
+
 # --------------------------------------------------------------------------- status
 
 
@@ -284,6 +315,30 @@ AnyEvent = Union[
 ]
 
 EVENT_TYPES: dict[str, type[Event]] = {t.__name__: t for t in AnyEvent.__args__}  # type: ignore[attr-defined]
+
+
+# (venue, market, symbol) -> unified symbol ("" when there is none): filled on first use from
+# the venue's naming rules, and by tickwire.instruments when instrument lists load.
+_USYMBOLS: dict[tuple[str, str, str], str] = {}
+
+
+def unified_symbol(venue: str, market: str, symbol: str) -> str:
+    """The unified symbol of a venue's instrument (see :attr:`Event.usymbol`); cached."""
+    key = (venue, market, symbol)
+    u = _USYMBOLS.get(key)
+    if u is None:
+        if not symbol:
+            return ""
+        from tickwire.instruments import derive_usymbol
+
+        u = _USYMBOLS[key] = derive_usymbol(venue, market, symbol)
+    return u
+
+
+def set_unified_symbol(venue: str, market: str, symbol: str, usymbol: str) -> None:
+    """Record the unified symbol of an instrument (an instrument list knows better than names)."""
+    if symbol and usymbol:
+        _USYMBOLS[(venue, market, symbol)] = usymbol
 
 
 def _enc_hook(obj: Any) -> Any:

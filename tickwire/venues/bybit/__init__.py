@@ -41,6 +41,69 @@ NETWORKS = {
     # Demo trading serves private streams only; its public data is mainnet's (bybit.md §1.4).
     "demo": "wss://stream.bybit.com",
 }
+PRIVATE_NETWORKS = {  # /v5/private (bybit.md §1.2, §1.4)
+    "mainnet": "wss://stream.bybit.com",
+    "testnet": "wss://stream-testnet.bybit.com",
+    "demo": "wss://stream-demo.bybit.com",
+}
+# REST hosts (instrument lists). Demo's public data is mainnet's, so are its instruments.
+REST = {"mainnet": "https://api.bybit.com", "testnet": "https://api-testnet.bybit.com",
+        "demo": "https://api.bybit.com"}
+
+PRIVATE = "private"
+CATEGORIES = ("spot", "linear", "inverse", "option")
+# All-in-one private topic -> (kind, the categories of its per-category variants) (bybit.md §8).
+PRIVATE_FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "order": ("orders", CATEGORIES),
+    "execution": ("fills", CATEGORIES),
+    "execution.fast": ("fills", CATEGORIES),
+    "position": ("positions", ("linear", "inverse", "option")),  # no spot variant
+    "wallet": ("balances", ()),
+    "greeks": ("greeks", ()),
+}
+PRIVATE_ALIASES = {"orders": "order", "executions": "execution", "executions.fast": "execution.fast",
+                   "positions": "position", "balances": "wallet", "balance": "wallet"}
+# Every private topic -> (kind, category or "" for an all-in-one topic).
+PRIVATE_TOPICS: dict[str, tuple[str, str]] = {}
+for _family, (_kind, _cats) in PRIVATE_FAMILIES.items():
+    PRIVATE_TOPICS[_family] = (_kind, "")
+    for _cat in _cats:
+        PRIVATE_TOPICS[f"{_family}.{_cat}"] = (_kind, _cat)
+ANY_SYMBOL = "ANY"
+
+
+def is_categorised(topic: str) -> bool:
+    """``order.linear`` yes, ``order`` and ``execution.fast`` no (bybit.md §8: the two forms
+    must never share one subscribe request)."""
+    return PRIVATE_TOPICS.get(topic, ("", ""))[1] != ""
+
+
+# max_active_time (bybit.md §1.6): how long a silent private connection may stay open.
+MAX_ACTIVE_S = (30, 600)
+MAX_ACTIVE_M = (1, 10)
+MAX_ACTIVE_HELP = "30s … 600s, or 1m … 10m"
+VENUE_OPTIONS = {
+    "max_active_time": "the private connection's idle cut-off: 30s … 600s or 1m … 10m (bybit.md §1.6)",
+    "auth_expires_s": "how far ahead the auth request's `expires` lies, seconds (default 10; 1 … 600)",
+}
+
+
+def max_active_time(value: object) -> str:
+    """A ``max_active_time`` value in Bybit's notation (``45s``, ``2m``); ValueError naming the
+    valid range. A number is seconds."""
+    text = str(value).strip()
+    if isinstance(value, bool):
+        text = ""
+    elif isinstance(value, (int, float)):
+        text = f"{value:g}s" if float(value).is_integer() else ""
+    num, unit = text[:-1], text[-1:]
+    if num.isdigit() and unit in ("s", "m"):
+        n = int(num)
+        lo, hi = MAX_ACTIVE_S if unit == "s" else MAX_ACTIVE_M
+        if lo <= n <= hi:
+            return f"{n}{unit}"
+    raise ValueError(f"bad venue option bybit.max_active_time={value!r}: valid values are {MAX_ACTIVE_HELP} "
+                     "(e.g. 45s, 2m; a number is seconds)")
 
 
 class Bybit(Venue):
@@ -52,6 +115,12 @@ class Bybit(Venue):
     limits = Limits(connect_rates=((450, 300.0),))
 
     def parse(self, market: str, channel: str, symbol: str, spec: str) -> Subscription:
+        private = PRIVATE_ALIASES.get(channel, channel)
+        if private in PRIVATE_TOPICS:
+            return self._private(market, private, symbol, spec)
+        family, _, cat = private.rpartition(".")
+        if family in PRIVATE_FAMILIES and cat in CATEGORIES:
+            self._no_variant(family, cat, spec)
         market = market or self.default_market
         if market not in MARKETS:
             raise self.bad(spec, f"unknown market {market!r}; use one of {', '.join(MARKETS)} "
@@ -65,6 +134,30 @@ class Bybit(Venue):
         canon = f"bybit.{market}:{native}:{symbol}"
         return Subscription(spec=canon, venue="bybit", market=market, channel=native, symbol=symbol,
                             kind=kind, endpoint=f"public/{market}", topic=f"{native}.{symbol}")
+
+    def _private(self, market: str, topic: str, symbol: str, spec: str) -> Subscription:
+        """A private topic (bybit.md §8): ``bybit:order:ANY``, ``bybit:order.linear:ANY``."""
+        kind, cat = PRIVATE_TOPICS[topic]
+        if market:
+            family = topic[:-len(cat) - 1] if cat else topic
+            cats = PRIVATE_FAMILIES[family][1]
+            if cat and cat != market:
+                raise self.bad(spec, f"market {market!r} contradicts topic {topic}: write bybit:{topic}:ANY")
+            if market not in cats:
+                self._no_variant(family, market, spec)
+            topic, cat = f"{family}.{market}", market
+        if symbol.upper() not in (ANY_SYMBOL, "*", "ALL"):
+            raise self.bad(spec, f"Bybit private topics take no symbol filter: write bybit:{topic}:ANY "
+                                 "(every symbol of the account)")
+        return Subscription(spec=f"bybit:{topic}:{ANY_SYMBOL}", venue="bybit", market=cat, channel=topic,
+                            symbol=ANY_SYMBOL, kind=kind, endpoint=PRIVATE, topic=topic, needs_auth=True)
+
+    def _no_variant(self, family: str, cat: str, spec: str) -> None:
+        cats = PRIVATE_FAMILIES[family][1]
+        if not cats:
+            raise self.bad(spec, f"{family} has no per-category variant: write bybit:{family}:ANY")
+        raise self.bad(spec, f"{family} has no {cat!r} variant; categories: {', '.join(cats)} "
+                             f"(bybit:{family}.{cats[0]}:ANY), or bybit:{family}:ANY for all")
 
     def _channel(self, market: str, channel: str, spec: str) -> tuple[str, str]:
         c = channel
@@ -95,14 +188,57 @@ class Bybit(Venue):
                 raise self.bad(spec, "liquidations are served on linear and inverse only")
             return "allLiquidation", "liquidations"
         raise self.bad(spec, "unknown channel; native: orderbook.N, publicTrade, tickers, kline.N, "
-                             "allLiquidation; aliases: book, trades, ticker, candles.1m, liquidations")
+                             "allLiquidation; aliases: book, trades, ticker, candles.1m, liquidations; "
+                             "private (symbol ANY): order, execution, execution.fast, position, wallet, "
+                             "greeks, each also per category (order.linear...)")
 
     def decode_endpoint(self, market: str) -> str:
+        if market == PRIVATE:
+            return PRIVATE
         return f"public/{market or self.default_market}"
 
     def url(self, endpoint: str, base: str | None = None, network: str = "mainnet") -> str:
-        root = (base or NETWORKS[network]).rstrip("/")
+        hosts = PRIVATE_NETWORKS if endpoint == PRIVATE else NETWORKS
+        root = (base or hosts[network]).rstrip("/")
         return f"{root}/v5/{endpoint}"
+
+    def connect_url(self, endpoint: str, base: str | None, network: str, options: dict) -> str:
+        url = self.url(endpoint, base, network)
+        mat = options.get("max_active_time")
+        if endpoint == PRIVATE and mat not in (None, ""):
+            url += f"?max_active_time={max_active_time(mat)}"
+        return url
+
+    def check_options(self, options: dict) -> dict:
+        """The venue options (``venue_options={"bybit": {...}}``, ``--venue-option bybit.K=V``),
+        checked before anything connects: OptionError (one line) naming the key and what is valid."""
+        from tickwire.options import OptionError, unknown
+
+        out = dict(options)
+        for k in out:
+            if k not in VENUE_OPTIONS:
+                raise unknown("venue option for bybit", k, VENUE_OPTIONS)
+        if out.get("max_active_time") not in (None, ""):
+            try:
+                out["max_active_time"] = max_active_time(out["max_active_time"])
+            except ValueError as e:
+                raise OptionError(str(e)) from None
+        if "auth_expires_s" in out:
+            v = out["auth_expires_s"]
+            try:
+                f = float(v)
+            except (TypeError, ValueError):
+                f = -1.0
+            if isinstance(v, bool) or not 1 <= f <= 600:
+                raise OptionError(f"bad venue option bybit.auth_expires_s={v!r}: seconds from 1 to 600")
+            out["auth_expires_s"] = f
+        return out
+
+    def rest_base(self, ws_base: str | None, network: str) -> str:
+        """REST host (instrument lists): the override's host (ws->http), else the venue's."""
+        if ws_base:
+            return ws_base.replace("wss://", "https://", 1).replace("ws://", "http://", 1).rstrip("/")
+        return REST.get(network, REST["mainnet"])
 
     def timers(self) -> Timers:
         # bybit.md §2: JSON ping every 20 s. A book connection that is silent for 60 s while
@@ -116,6 +252,8 @@ class Bybit(Venue):
 
     def new_session(self, endpoint: str, conn: str, options: SessionOptions) -> BybitSession:
         # Loaded with the first connection: parsing specs needs none of the protocol machinery.
-        from tickwire.venues.bybit.session import BybitSession
+        from tickwire.venues.bybit.session import BybitPrivateSession, BybitSession
 
+        if endpoint == PRIVATE:
+            return BybitPrivateSession(self, endpoint, conn, options)
         return BybitSession(self, endpoint, conn, options)

@@ -1,22 +1,29 @@
-"""One Bybit v5 public connection: requests, acks, pongs, and the books' ``u`` chain (bybit.md §3, §7)."""
+"""Bybit v5 connections: a public one (requests, acks, pongs, and the books' ``u`` chain,
+bybit.md §3, §7) and a private one (auth, acks, pushes of orders, executions, positions, wallet
+and greeks, bybit.md §4, §8)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
-from typing import Any, Sequence
+from collections import deque
+from typing import Any, Iterable, Sequence
 
 import msgspec
 
-from tickwire.model import BookUpdate, Event
-from tickwire.subscription import Subscription
+from tickwire.credentials import redact
+from tickwire.model import BookUpdate, Event, VenueError
+from tickwire.subscription import SpecError, Subscription
 from tickwire.venues.base import Session, SessionOptions, StreamState, Venue
-from tickwire.venues.bybit import mappers
+from tickwire.venues.bybit import ANY_SYMBOL, is_categorised, mappers
 from tickwire.venues.bybit.mappers import trades as _trades
 from tickwire.venues.bybit.wire import (
-    BOOK_PREFIX, TRADES_PREFIX, BookData, Envelope, decode_book, decode_book_data, decode_dict, decode_envelope,
-    decode_klines, decode_liqs, decode_option_resp, decode_trades, decode_trades_msg, encode,
+    BOOK_PREFIX, TRADES_PREFIX, BookData, Envelope, PrivateEnvelope, decode_book, decode_book_data, decode_dict,
+    decode_envelope, decode_items, decode_klines, decode_liqs, decode_option_resp, decode_private, decode_trades,
+    decode_trades_msg, encode,
 )
-from tickwire.venues.ledger import FINAL, HARMLESS, SUBSCRIBE
+from tickwire.venues.ledger import FINAL, HARMLESS, SUBSCRIBE, UNSUBSCRIBE, Ledger
 
 SPOT_MAX_ARGS_PER_REQUEST = 10     # "args size >10" beyond this
 ARGS_PER_REQUEST = 100             # our own chunking for linear/inverse/option (no venue limit)
@@ -215,3 +222,222 @@ class BybitSession(Session):
         st.last_seq = u
         out.append(self.book_event(st, d.b, d.a, False, u, prev, ts * 1_000_000, recv_ns))
         return out
+
+
+# --------------------------------------------------------------------------- private (/v5/private)
+
+AUTH_EXPIRES_S = 10.0      # the auth request's `expires` lies this far ahead (ccxt: 10 s; pybit: 1 s)
+AUTH_REQ_ID = "auth"
+PRIVATE_ARGS_PER_REQUEST = 10  # our own cap (private topics are few; no venue limit is documented)
+EXEC_IDS_KEPT = 100_000        # execIds remembered per stream for deduplication
+
+
+def sign(secret: str, expires: int | str) -> str:
+    """The auth signature: lowercase hex HMAC-SHA256(secret, "GET/realtime" + expires) (bybit.md §4.1)."""
+    return hmac.new(secret.encode(), f"GET/realtime{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+class ExecIds:
+    """The execIds a stream delivered lately (bounded): an execution pushed twice (Bybit may
+    repeat one, e.g. around a reconnect) reaches the user once. ``seq`` cannot serve: it is
+    unique only together with the symbol (bybit.md §8)."""
+
+    __slots__ = ("seen", "order", "cap")
+
+    def __init__(self, cap: int = EXEC_IDS_KEPT) -> None:
+        self.seen: set[str] = set()
+        self.order: deque[str] = deque()
+        self.cap = cap
+
+    def first_time(self, exec_id: str) -> bool:
+        if not exec_id:
+            return True  # nothing to recognise it by
+        if exec_id in self.seen:
+            return False
+        self.seen.add(exec_id)
+        self.order.append(exec_id)
+        if len(self.order) > self.cap:
+            self.seen.discard(self.order.popleft())
+        return True
+
+
+def _by_form(subs: Iterable[Subscription]) -> list[list[Subscription]]:
+    """All-in-one topics apart from categorised ones: the two must never share a request."""
+    subs = list(subs)
+    whole = [s for s in subs if not is_categorised(s.topic)]
+    split = [s for s in subs if is_categorised(s.topic)]
+    return [part for part in (whole, split) if part]
+
+
+class PrivateLedger(Ledger):
+    """The shared ledger, except that an all-in-one topic (``order``) and a categorised one
+    (``order.linear``, ``execution.spot``...) never go out in one subscribe or unsubscribe
+    request (bybit.md §8: the venue refuses the mix)."""
+
+    def subscribe(self, subs: Sequence[Subscription]) -> None:
+        for part in _by_form(subs):
+            super().subscribe(part)
+
+    def unsubscribe(self, subs: Iterable[Subscription]) -> None:
+        for part in _by_form(subs):
+            super().unsubscribe(part)
+
+
+class BybitPrivateSession(Session):
+    """One ``/v5/private`` connection (bybit.md §4, §8).
+
+    * Auth first: ``{"op":"auth","args":[api_key, expires_ms, hex HMAC-SHA256(secret,
+      "GET/realtime"+expires)]}``; nothing is subscribed before the venue's yes. A refusal
+      (``success:false``, e.g. ``Params Error`` for an expired or wrong signature, or a
+      ``retCode`` other than 0) ends the connection for good with a fatal VenueError naming the
+      key (redacted) and the venue's message: no retry loop. No reply within ``login_timeout_s``:
+      reconnect. Every reconnect authenticates again and subscribes everything again.
+    * Pong: ``{"op":"pong","args":["<ms>"]}`` (the public shapes are accepted too); JSON ping
+      every 20 s.
+    * Acks may come without ``req_id`` (bybit.md §3.1): they answer the oldest request.
+    * Executions are deduplicated by ``execId`` per stream (:class:`ExecIds`); a stream keeps
+      its memory across reconnects.
+    """
+
+    args_per_request = PRIVATE_ARGS_PER_REQUEST
+
+    def __init__(self, venue: Venue, endpoint: str, conn: str, options: SessionOptions) -> None:
+        super().__init__(venue, endpoint, conn, options)
+        self.ledger = PrivateLedger(self)
+        self._ping_ids = itertools.count(1)
+        self.expires_s = float(options.extra.get("auth_expires_s") or AUTH_EXPIRES_S)
+        self.conn_id = ""
+
+    # -- what the ledger asks of Bybit ----------------------------------------------------------
+    def request_frame(self, op: str, subs: Sequence[Subscription], req_id: str) -> bytes:
+        return encode({"req_id": req_id, "op": op, "args": [s.topic for s in subs]})
+
+    def refusal(self, code: Any, msg: str) -> str:
+        return HARMLESS if "already subscribed" in msg else FINAL
+
+    def ping_payload(self) -> bytes:
+        return encode({"req_id": f"p{next(self._ping_ids)}", "op": "ping"})
+
+    # -- auth -------------------------------------------------------------------------------------
+    def needs_login(self) -> bool:
+        return True
+
+    def login(self, now_ns: int) -> None:
+        cred = self.options.credentials
+        if cred is None:
+            needing = sorted(st.sub.spec for st in self.streams.values()) or ["bybit private streams"]
+            err = self.error("credentials", f"bybit: login needed for {', '.join(needing)} but no credentials: "
+                             "set TICKWIRE_BYBIT_API_KEY and TICKWIRE_BYBIT_SECRET (or --credentials FILE, "
+                             "or credentials={'bybit': {...}} in Python)", request="auth", fatal=True, recv_ns=now_ns)
+            self.emit([err])
+            self.fail(err)
+            return
+        expires = now_ns // 1_000_000 + int(self.expires_s * 1000)
+        frame = encode({"req_id": AUTH_REQ_ID, "op": "auth", "args": [cred.api_key, expires, sign(cred.secret, expires)]})
+        self.login_sent_ns = now_ns or 1
+        self.send(frame, "auth")
+
+    def _auth_refused(self, code: str, msg: str, recv_ns: int) -> VenueError:
+        cred = self.options.credentials
+        key = redact(cred.api_key) if cred is not None else "(none)"
+        if cred is not None:  # never echo a credential, whatever the venue's text holds
+            for secret in (cred.secret, cred.api_key):
+                if secret:
+                    msg = msg.replace(secret, "***")
+        err = self.error(code, f"bybit refused the login of API key {key}: {msg or 'auth failed'} (a wrong key "
+                         f"or secret, or an expired signature: is the local clock off by {self.expires_s:g} s or "
+                         "more?)", request="auth (api key, expires and signature redacted)", recv_ns=recv_ns,
+                         fatal=True)
+        self.fail(err)
+        return err
+
+    # -- frames -------------------------------------------------------------------------------
+    def on_frame(self, payload: bytes | memoryview, binary: bool, recv_ns: int) -> list[Event]:
+        self.last_rx_ns = recv_ns
+        try:
+            env = decode_private(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            return [self.error("decode", f"undecodable frame ({e}): {bytes(payload[:200])!r}", recv_ns=recv_ns)]
+        if env.topic:
+            return self._push(env, recv_ns)
+        return self._control(env, recv_ns)
+
+    def _push(self, env: PrivateEnvelope, recv_ns: int) -> list[Event]:
+        topic = env.topic
+        st = self.streams.get(topic)
+        if st is None:
+            if not self.accept_any:
+                return []  # late data of a topic we left
+            st = self._adopt(topic)
+            if st is None:
+                return []
+        st.last_rx_ns = recv_ns
+        if self.ledger.requests:
+            self.ledger.serving(topic)
+        sub = st.sub
+        try:
+            items = decode_items(env.data)
+            if isinstance(items, dict):
+                items = [items]
+            if sub.kind == "fills":
+                ids = st.extra
+                if ids is None:
+                    ids = st.extra = ExecIds()
+                items = [d for d in items if ids.first_time(str(d.get("execId") or ""))]
+            return mappers.PRIVATE[sub.kind](sub, items, env.creationTime, recv_ns)
+        except _DECODE_ERRORS as e:
+            return [self.error("decode", f"bad {topic} frame ({e})", recv_ns=recv_ns, sub=sub)]
+
+    def _adopt(self, topic: str) -> StreamState | None:
+        """Decode mode: create stream state for a private topic seen in a recorded file."""
+        try:
+            sub = self.venue.parse("", topic, ANY_SYMBOL, f"bybit:{topic}:{ANY_SYMBOL}")
+        except SpecError:
+            return None
+        if sub.endpoint != self.endpoint:
+            return None
+        st = self.streams[topic] = StreamState(sub)
+        return st
+
+    def _control(self, env: PrivateEnvelope, recv_ns: int) -> list[Event]:
+        op = env.op
+        if op == "pong" or env.ret_msg == "pong":
+            self.pong_received(recv_ns)
+            return []
+        if env.conn_id:
+            self.conn_id = env.conn_id
+        ok = env.success if env.success is not None else (env.retCode == 0 if env.retCode is not None else None)
+        msg = env.ret_msg or env.retMsg
+        code = str(env.retCode) if env.retCode is not None else ""
+        req_id = str(env.req_id) if env.req_id != "" else ""
+        if op == "auth":
+            if ok is False:
+                return [self._auth_refused(code or "auth", msg, recv_ns)]
+            if not self.logged_in:
+                self.logged_in = True
+                self.ledger.open()
+            return []
+        if op in (SUBSCRIBE, UNSUBSCRIBE):
+            ledger = self.ledger
+            if ok is not False:
+                if ledger.match(req_id) is None and not req_id:
+                    ledger.oldest(op)  # private acks may carry no req_id: they answer in order
+                return []
+            # "error:handler not found,topic:order.spot" names its topic (bybit.md §3.2).
+            named = msg.rpartition("topic:")[2].strip() if "topic:" in msg else ""
+            req = ledger.match(req_id, (named,) if named else (), op=op)
+            if req is None and not req_id:
+                req = ledger.oldest(op)
+            blamed = [named] if req is not None and named in req.topics else []
+            return ledger.failed(req, code or op, msg, recv_ns, blamed)
+        if ok is False:
+            return [self.error(code or op or "error", msg, recv_ns=recv_ns)]
+        return []
+
+    def inherit(self, previous: Session) -> None:
+        """Also keep each execution stream's execIds over a reconnect (no duplicate after it)."""
+        super().inherit(previous)
+        for topic, st in previous.streams.items():
+            mine = self.streams.get(topic)
+            if mine is not None and isinstance(st.extra, ExecIds):
+                mine.extra = st.extra

@@ -1,4 +1,4 @@
-"""Bybit v5 public wire types (msgspec) and their decoders (bybit.md §3, §7)."""
+"""Bybit v5 public and private wire types (msgspec) and their decoders (bybit.md §3, §7)."""
 
 from __future__ import annotations
 
@@ -84,6 +84,24 @@ class OptionResp(msgspec.Struct, gc=False):
     successTopics: list[str] = []
 
 
+class PrivateEnvelope(msgspec.Struct, gc=False):
+    """Every ``/v5/private`` frame (bybit.md §3, §4.2, §8): a push (``topic``, ``creationTime``,
+    ``data`` a list of items; no ``type``) or a control reply (auth, acks, pong). The trade
+    endpoint's ``retCode``/``retMsg`` reply style is read too (a tolerant reading)."""
+
+    topic: str = ""
+    id: str = ""
+    creationTime: int = 0
+    data: msgspec.Raw = msgspec.Raw(b"null")
+    op: str = ""
+    success: bool | None = None
+    ret_msg: str = ""
+    req_id: str | int = ""
+    conn_id: str = ""
+    retCode: int | None = None
+    retMsg: str = ""
+
+
 # Decoders are exported as their bound ``decode`` functions: Python 3.11 compiles
 # ``imported_name.method(...)`` without its method-call fast path (~40 ns more per call), which
 # the sessions' hot paths would pay on every frame.
@@ -96,6 +114,8 @@ decode_klines = msgspec.json.Decoder(list[Kline]).decode
 decode_liqs = msgspec.json.Decoder(list[Liq] | Liq).decode
 decode_dict = msgspec.json.Decoder(dict).decode
 decode_option_resp = msgspec.json.Decoder(OptionResp).decode
+decode_private = msgspec.json.Decoder(PrivateEnvelope).decode
+decode_items = msgspec.json.Decoder(list[dict] | dict).decode  # private data: documented as a list
 encode = msgspec.json.encode
 
 # The hot path recognizes book and trade pushes by their first bytes.
