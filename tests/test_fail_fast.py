@@ -116,3 +116,17 @@ async def test_a_partly_refused_run_goes_on_and_says_what_was_refused():
                         break
     (err,) = [x for x in events if isinstance(x, VenueError)]
     assert err.fatal and err.stream == "okx:books:BTCUSDT"
+
+
+async def test_a_refused_login_ends_a_run_of_public_and_private_streams():
+    """Bug: with public streams beside the private ones, a refused login did not end the run."""
+    from tickwire.credentials import Credentials
+
+    bad = Credentials(api_key="sim-key", secret="not-the-secret", passphrase="sim-passphrase")
+    async with Simulator(venues=["okx"], seed=33) as sim:
+        with pytest.raises(FeedError, match="login refused"):
+            async with tickwire.stream("okx:tickers:BTC-USDT", "okx:orders:ANY", endpoints=sim.endpoints,
+                                       credentials={"okx": bad}) as feed:
+                async with asyncio.timeout(10):
+                    async for _ in feed:
+                        pass

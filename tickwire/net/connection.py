@@ -201,6 +201,7 @@ class ManagedConnection:
         self.sockets = 0
         self.stopping = False
         self.ended = False                      # a replay served this connection's recording to its end
+        self.ends_feed = False                  # its fatal error ends the whole feed (a refused login)
         self.fatal: VenueError | None = None
         self.url = ""
         self._queue: deque[Send] = deque()  # paced REQUEST frames waiting
@@ -548,6 +549,9 @@ class ManagedConnection:
             elif t is Close:
                 lst.kill(it.reason)
             elif t is Fatal:
+                # The session can never succeed (login refused, no credentials): the run cannot
+                # do what was asked, so the whole feed ends (FeedError, exit 3), public streams too.
+                self.ends_feed = True
                 lst.kill(f"{it.error.msg}", fatal=it.error)
             elif t is FailOver:
                 if self._failover is None and not self.stopping and lst is self.listener:

@@ -288,6 +288,9 @@ class Feed:
         if all(c.ended for c in self.connections):
             self._queue.closed = True
             self._wake()
+        elif conn.ends_feed and conn.fatal is not None:
+            self._queue.error = FeedError(f"{conn.fatal.msg} (venue code {conn.fatal.code})")
+            self._wake()
         elif all(c.fatal is not None or c.ended for c in self.connections):
             why = list(dict.fromkeys(f"{c.fatal.msg} (venue code {c.fatal.code})" for c in self.connections
                                      if c.fatal is not None))
