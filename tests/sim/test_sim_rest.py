@@ -66,3 +66,21 @@ async def test_rest_instruments_and_time_match_the_simulated_market():
         st, r, _ = await asyncio.to_thread(get, bge + "/v1/products/NOPE_USDT")
         assert st == 400 and r == {"code": 1087, "message": "No data found"}
         assert sim.venue("bybit").stats.rest_requests >= 7
+
+
+async def test_bybit_private_reads_check_the_api_key():
+    async with Simulator(venues=["bybit"]) as sim:
+        base = sim.venue("bybit").rest_url
+
+        def get_with(path: str, key: str | None) -> dict:
+            req = urllib.request.Request(base + path, headers={"X-BAPI-API-KEY": key} if key else {})
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return json.loads(r.read())
+
+        assert (await asyncio.to_thread(get_with, "/v5/account/info", None))["retCode"] == 10003
+        r = await asyncio.to_thread(get_with, "/v5/account/info", "sim-key")
+        assert r["retCode"] == 0 and r["result"]["unifiedMarginStatus"] == 6
+        r = await asyncio.to_thread(get_with, "/v5/position/list?category=linear&settleCoin=USDT", "sim-key")
+        assert r["retCode"] == 0 and r["result"]["category"] == "linear"
+        r = await asyncio.to_thread(get_with, "/v5/account/wallet-balance?accountType=UNIFIED", "sim-key")
+        assert r["result"]["list"][0]["accountType"] == "UNIFIED"

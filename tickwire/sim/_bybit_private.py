@@ -413,12 +413,19 @@ class BybitAccount:
             self._position_item(cat, sym)
 
     def _position_item(self, cat: str, sym: str) -> None:
+        pos = self.positions.get((cat, sym))
+        if pos is None:
+            pos = self.positions[(cat, sym)] = _Position(now_ms())
+        pos.seq += 1
+        self._out.append(("position", cat, self.position_dict(cat, sym), sym))
+
+    def position_dict(self, cat: str, sym: str) -> dict[str, Any]:
+        """The position of one instrument as the ``position`` topic (and REST position list) shows it."""
         m = self.sim.market(cat, sym)
         spec = m.spec
         pos = self.positions.get((cat, sym))
         if pos is None:
             pos = self.positions[(cat, sym)] = _Position(now_ms())
-        pos.seq += 1
         mark = spec.price_float(m.mid_units())
         size = spec.qty_float(abs(pos.size))
         if cat == "inverse":
@@ -443,7 +450,7 @@ class BybitAccount:
             "autoAddMargin": 0, "leverageSysUpdatedTime": "", "mmrSysUpdatedTime": "",
             "seq": self._pos_seq(m, pos), "isReduceOnly": False, "positionStatus": "Normal",
         }
-        self._out.append(("position", cat, item, sym))
+        return item
 
     def _pos_seq(self, m: Market, pos: _Position) -> int:
         return m.seq + pos.seq  # rises with the market's cross sequence, one more per message
@@ -456,6 +463,10 @@ class BybitAccount:
                 m = self.sim.market(cat, f"{coin}USDT")
                 return m.spec.price_float(m.mid_units())
         return 0.0
+
+    def wallet_dict(self) -> dict[str, Any]:
+        """The unified account's balances as the ``wallet`` topic shows them."""
+        return self._wallet_item()
 
     def _wallet_item(self) -> dict[str, Any]:
         coins = []

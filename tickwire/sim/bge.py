@@ -1086,7 +1086,7 @@ class BgeSim(VenueSim):
 
     # -- REST (same port; the docs' REST host is https://api.bg.exchange/hk, so /hk/... too) -----
 
-    def http_get(self, path: str, qs: str) -> tuple[int, bytes] | None:
+    def http_get(self, path: str, qs: str, headers: Any = None) -> tuple[int, bytes] | None:
         """``GET /v1/products``, ``/v1/products/{product}`` (the docs' product list; precisions
         from the simulated market's tick and lot) and ``/openapi/exchange/public/time``."""
         if path.startswith("/hk/"):

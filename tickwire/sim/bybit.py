@@ -902,7 +902,7 @@ class BybitSim(VenueSim):
 
     # -- REST (same port) ---------------------------------------------------------------------
 
-    def http_get(self, path: str, qs: str) -> tuple[int, bytes] | None:
+    def http_get(self, path: str, qs: str, headers: Any = None) -> tuple[int, bytes] | None:
         """``GET /v5/market/time`` and ``GET /v5/market/instruments-info?category=…[&symbol=…]``
         with the venue's envelope, consistent with the simulated market (tick, lot)."""
         q = {k: v[-1] for k, v in parse_qs(qs, keep_blank_values=True).items()}
@@ -925,6 +925,12 @@ class BybitSim(VenueSim):
             return 200, _encode({"retCode": 0, "retMsg": "OK",
                                  "result": {"category": cat, "list": items, "nextPageCursor": ""},
                                  "retExtInfo": {}, "time": now})
+        if path.startswith(("/v5/user/", "/v5/account/", "/v5/position/")):
+            key = (headers or {}).get("X-BAPI-API-KEY", "") if headers is not None else ""
+            if key not in self.opts.api_keys:
+                return 200, _encode({"retCode": 10003, "retMsg": "API key is invalid.", "result": {},
+                                     "retExtInfo": {}, "time": now})
+            return self._private_rest(path, q, key, now)
         if path == "/v5/asset/coin/query-info":
             # what ccxt's load_markets reads when it has keys (fetchCurrencies); the request's
             # signature headers are not checked (UNVERIFIED shape details beyond the fields below)
@@ -936,6 +942,40 @@ class BybitSim(VenueSim):
                                  "minAccuracy": "8", "withdrawPercentageFee": "0", "contractAddress": ""}]}
                     for c in coins if not want or c == want]
             return 200, _encode({"retCode": 0, "retMsg": "", "result": {"rows": rows}, "retExtInfo": {}, "time": now})
+        return None
+
+    def _private_rest(self, path: str, q: dict[str, str], key: str, now: int) -> tuple[int, bytes] | None:
+        """The private reads an SDK makes before it watches private topics (ccxt: account mode and
+        a positions snapshot). The API key header is checked; the signature is not."""
+        acct = self.account(key)
+
+        def ok(result: Any) -> tuple[int, bytes]:
+            return 200, _encode({"retCode": 0, "retMsg": "OK", "result": result, "retExtInfo": {}, "time": now})
+
+        if path == "/v5/user/query-api":
+            return ok({"id": str(acct.uid % 10**8), "note": "tickwire sim", "apiKey": key, "readOnly": 0,
+                       "secret": "", "permissions": {"ContractTrade": ["Order", "Position"], "Spot": ["SpotTrade"],
+                                                     "Wallet": ["AccountTransfer"], "Options": ["OptionsTrade"],
+                                                     "Derivatives": ["DerivativesTrade"], "Exchange": [],
+                                                     "NFT": [], "CopyTrading": [], "BlockTrade": []},
+                       "ips": ["*"], "type": 1, "deadlineDay": -1, "expiredAt": "", "createdAt": "2025-01-01T00:00:00Z",
+                       "unified": 0, "uta": 1, "userID": acct.uid, "inviterID": 0, "vipLevel": "No VIP",
+                       "mktMakerLevel": "0", "affiliateID": 0, "rsaPublicKey": "", "isMaster": True})
+        if path == "/v5/account/info":
+            return ok({"unifiedMarginStatus": 6, "marginMode": "REGULAR_MARGIN", "isMasterTrader": False,
+                       "spotHedgingStatus": "OFF", "updatedTime": str(now), "dcpStatus": "OFF", "timeWindow": 10,
+                       "smpGroup": 0})
+        if path == "/v5/account/wallet-balance":
+            return ok({"list": [acct.wallet_dict()]})
+        if path == "/v5/position/list":
+            cat = q.get("category", "")
+            if cat not in ("linear", "inverse", "option"):
+                return 200, _encode({"retCode": 10001, "retMsg": "params error: Category is invalid",
+                                     "result": {}, "retExtInfo": {}, "time": now})
+            sym, settle = q.get("symbol", ""), q.get("settleCoin", "")
+            items = [acct.position_dict(c, s) for (c, s) in sorted(acct.positions)
+                     if c == cat and (not sym or s == sym) and (not settle or acct._settle(c, s) == settle)]
+            return ok({"list": items, "nextPageCursor": "", "category": cat})
         return None
 
     @staticmethod

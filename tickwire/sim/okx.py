@@ -1236,7 +1236,7 @@ class OkxSim(OkxGatewaySim):
     def route(self, path: str, query: dict[str, str]) -> str | None:
         return PATHS.get(path)
 
-    def http_get(self, path: str, qs: str) -> tuple[int, bytes] | None:
+    def http_get(self, path: str, qs: str, headers: Any = None) -> tuple[int, bytes] | None:
         return self.rest(path, qs)
 
     def rest(self, path: str, qs: str) -> tuple[int, bytes]:

@@ -243,7 +243,7 @@ class VenueSim:
             path, _, qs = raw.partition("?")
             upgrade = request.headers.get("Upgrade", "")
             if (not upgrade or upgrade.lower() != "websocket") and request.method in (b"GET", b"HEAD", "GET", "HEAD"):
-                return self._http(path, qs)
+                return self._http(path, qs, request.headers)
             query: dict[str, str] = {}
             for part in qs.split("&"):
                 if part:
@@ -276,15 +276,15 @@ class VenueSim:
         """Return the connection group for a handshake path, or ``None`` to answer 404."""
         return None
 
-    def http_get(self, path: str, qs: str) -> tuple[int, bytes] | None:
+    def http_get(self, path: str, qs: str, headers: Any = None) -> tuple[int, bytes] | None:
         """Hook: answer a plain HTTP GET on this port (the venue's public REST endpoints):
-        ``(status, JSON body)``, or ``None`` for a 404."""
+        ``(status, JSON body)``, or ``None`` for a 404. ``headers``: the request's (a mapping)."""
         return None
 
-    def _http(self, path: str, qs: str) -> WSUpgradeResponseWithListener:
+    def _http(self, path: str, qs: str, headers: Any = None) -> WSUpgradeResponseWithListener:
         self.stats.rest_requests += 1
         try:
-            ans = self.http_get(path, qs)
+            ans = self.http_get(path, qs, headers)
         except Exception as exc:
             self._internal_error(exc)
             ans = (500, b'{"error":"simulator internal error"}')
