@@ -365,3 +365,14 @@ async def test_faults(make_sim):
         with pytest.raises(picows.WSHandshakeError):
             await connect(url)
     await connect(url)
+
+
+async def test_conn_count_label_plays_the_docs_prices_variant(make_sim):
+    """Seed 000's example names the channel ``prices``; the channel is ``price``: both are playable."""
+    _, vs, url = await make_sim(conn_count_labels={"price": "prices"})
+    c = await connect(url)
+    await login(c)
+    c.send({"op": "subscribe", "args": [tok("price")]})
+    assert (await c.recv())["event"] == "subscribe"
+    cnt = await c.recv()
+    assert cnt["event"] == "channel-conn-count" and cnt["channel"] == "prices" and cnt["connCount"] == "1"

@@ -14,7 +14,14 @@ rule, notices, conn counting) with the DEX rules of seed 000:
   (several args of one channel on one connection count once; the three channels are counted
   separately; every candle bar belongs to the one candle channel): ``channel-conn-count`` when a
   new connection subscribes, and over the limit the normal ack followed by
-  ``channel-conn-count-error`` for the newest connection, whose subscription is terminated;
+  ``channel-conn-count-error`` for the newest connection, whose subscription is terminated.
+  Where the documents disagree the simulator plays both variants: seed 000's example of these
+  events names the channel ``prices`` while the channel is ``price``; by default the events
+  carry the subscribed name (``price``), and ``--option okxdex.conn_count_labels='{"price":
+  "prices"}'`` plays the example's spelling (a client must accept both). The same holds for
+  ``trade_token_key`` (``changedTokenInfo`` / ``amountExchanged``), ``signal_percent_suffix``
+  (``Percent`` / ``Percentage``) and ``accept_bare_candle`` (``candle{bar}`` as well as
+  ``dex-token-candle{bar}``) below;
 * ``notice`` 64008 sent 30 s before a (scheduled or injected) service upgrade, then a close.
 
 Channels: ``price``, ``dex-token-candle{bar}`` (and the bare ``candle{bar}`` spelling of some
@@ -119,7 +126,9 @@ class OkxDexOptions(OkxGatewayOptions):
 
     counted_channels: list[str] = field(default_factory=_default_counted)
     """Channel families under the 30-connections-per-channel-per-API-key rule (``price``,
-    ``candle`` for every candle bar, ``trades``)."""
+    ``candle`` for every candle bar, ``trades``). The ``channel`` written in their
+    ``channel-conn-count(-error)`` events is the subscribed name, or ``conn_count_labels[family]``:
+    ``{"price": "prices"}`` plays seed 000's example, which disagrees with the channel name."""
     notice_lead_s: float = 30.0
     key_conn_limit: int = 3
     key_conn_window_s: float = 1.0
