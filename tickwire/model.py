@@ -70,12 +70,18 @@ class Trade(Event, tag=True):
 class BookUpdate(Event, tag=True):
     """A snapshot or a delta, as received, plus the book maintained from the stream.
 
-    ``bids``/``asks`` are the levels this message changed (size "0" = delete).
+    ``bids``/``asks`` are the levels this message changed (size "0" = delete), on every venue
+    as ``(price, size)`` pairs of exact strings: ``for price, size in ev.bids`` works everywhere.
     ``book`` is the live :class:`tickwire.book.Book` after applying this update; it
     keeps changing as later updates arrive, so copy what you need (``book.top(10)``).
+
+    ``venue_levels`` keeps what a venue sends per level beyond price and size: ``(bids, asks)``
+    as the venue sent them, in the order of ``bids``/``asks``. OKX: ``[price, size,
+    liquidated orders, order count]`` (the third is deprecated and always "0");
+    :meth:`order_counts` reads the counts. ``None`` on venues whose levels are (price, size).
     """
 
-    # The venues' hot paths pass these six positionally: keep their order.
+    # The venues' hot paths pass these seven positionally: keep their order.
 
     bids: list = []
     asks: list = []
@@ -83,6 +89,25 @@ class BookUpdate(Event, tag=True):
     seq: int = 0
     prev_seq: int = 0
     book: Any = None
+    venue_levels: Any = None
+
+    def order_counts(self) -> tuple[list[int], list[int]] | None:
+        """Orders at each changed level, ``(bids, asks)`` parallel to ``bids``/``asks``, when the
+        venue sends them (OKX); None otherwise."""
+        vl = self.venue_levels
+        if vl is None:
+            return None
+        return _orders(vl[0]), _orders(vl[1])
+
+
+def _orders(levels: Any) -> list[int]:
+    out = []
+    for x in levels:
+        n = getattr(x, "orders", None)
+        if n is None:
+            n = x[3] if len(x) > 3 else 0
+        out.append(int(n))
+    return out
 
 
 class Ticker(Event, tag=True):

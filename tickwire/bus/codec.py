@@ -135,6 +135,8 @@ _encode = _enc.encode
 
 
 def _book_fields(ev: Any) -> list:
+    if ev.venue_levels is not None:  # OKX: the venue's own levels (order counts) travel too
+        return [2, ev.exch_ns, ev.bids, ev.asks, ev.snapshot, ev.seq, ev.prev_seq, ev.venue_levels]
     return [2, ev.exch_ns, ev.bids, ev.asks, ev.snapshot, ev.seq, ev.prev_seq]
 
 
@@ -210,7 +212,7 @@ def decode_md(body: bytes) -> tuple[MdMessage, list[Event]]:
         if cls is BookUpdate:
             out.append(BookUpdate(venue=venue, market=market, symbol=symbol, stream=m.stream, exch_ns=row[1],
                                   recv_ns=m.recv_ns, bids=row[2], asks=row[3], snapshot=row[4], seq=row[5],
-                                  prev_seq=row[6]))
+                                  prev_seq=row[6], venue_levels=row[7] if len(row) > 7 else None))
         else:
             kw = dict(zip(_OWN[cls], row[2:]))
             out.append(cls(venue=venue, market=market, symbol=symbol, stream=m.stream, exch_ns=row[1],

@@ -102,7 +102,7 @@ KIND_LIST: list[Kind] = [
         Column("size", STR, f"new size at that price ({_D}); \"0\" deletes the level"),
     ), "one row per level changed by a book message; the rows of one message share recv_ns, stream "
        "and seq and keep the venue's order (bids first, then asks)",
-         not_stored=("book", "bids", "asks"), row_bytes=260),
+         not_stored=("book", "bids", "asks", "venue_levels"), row_bytes=260),
     Kind("book_snapshots", (), _common() + (
         Column("seq", I64, "sequence number of the last update applied to the book"),
         Column("bid_price", STRS, f"best bids first ({_D}s)"),
