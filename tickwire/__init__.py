@@ -18,11 +18,38 @@ from tickwire.venues import parse
 __version__ = "0.1.0"
 
 
-def query(sql: str, data: str = "./data"):  # type: ignore[no-untyped-def]
-    """Run SQL over a recorded dataset (DuckDB; one table per kind) -> pandas DataFrame."""
-    from tickwire.sinks.query import query as _query
+def query(sql: str, data: str = "./data", engine: str = "pandas"):  # type: ignore[no-untyped-def]
+    """Run SQL over a recorded dataset (DuckDB; one table per kind) -> a pandas DataFrame, or a
+    polars DataFrame with ``engine="polars"`` (``pip install tickwire[data]``), or a pyarrow
+    Table with ``engine="arrow"``."""
+    if engine == "pandas":
+        from tickwire.sinks.query import query as _query
 
-    return _query(sql, data=data)
+        return _query(sql, data=data)
+    if engine not in ("polars", "arrow"):
+        raise ValueError(f"engine must be 'pandas', 'polars' or 'arrow', not {engine!r}")
+    if engine == "polars":
+        try:
+            import polars  # noqa: F401
+        except ImportError:
+            raise ImportError("engine='polars' needs polars: pip install 'tickwire[data]'") from None
+    from tickwire.sinks.query import connect
+
+    con = connect(data)
+    try:
+        rel = con.sql(sql)
+        if rel is None:  # a statement without a result
+            import pyarrow as pa
+
+            t = pa.table({})
+            if engine == "polars":
+                import polars as pl
+
+                return pl.DataFrame()
+            return t
+        return rel.pl() if engine == "polars" else rel.arrow().read_all()
+    finally:
+        con.close()
 
 __all__ = [
     "Balance", "Book", "BookUpdate", "Candle", "ConnCount", "Connected", "DexCandle", "DexPrice",

@@ -148,7 +148,7 @@ class _Side:
 class Book:
     """One instrument's L2 book. ``valid`` is False from a Gap until the next snapshot."""
 
-    __slots__ = ("venue", "symbol", "bids_side", "asks_side", "valid", "seq", "exch_ns", "depth",
+    __slots__ = ("venue", "symbol", "bids_side", "asks_side", "valid", "seq", "exch_ns", "max_depth",
                  "changes", "_read_at", "_quick_reads")
 
     def __init__(self, venue: str = "", symbol: str = "", depth: int | None = None) -> None:
@@ -161,7 +161,7 @@ class Book:
         self.valid = False
         self.seq = 0
         self.exch_ns = 0
-        self.depth = depth
+        self.max_depth = depth  # the stream's depth when known (``depth(n)`` is the size of the best n levels)
         self.changes = 0       # updates applied (snapshots and deltas)
         self._read_at = 0      # ``changes`` at the last ordered read
         self._quick_reads = 0  # consecutive ordered reads that came soon after the previous one
@@ -258,6 +258,74 @@ class Book:
         """Best ``n`` levels per side, best first, as exact (price, size) strings."""
         self._order()
         return self.bids_side.top(n), self.asks_side.top(n)
+
+    # -- analysis helpers (floats for analysis; the strings above stay the exact truth) ----------
+    def mid(self) -> float | None:
+        """(best bid + best ask) / 2 as a float; None when a side is empty."""
+        b, a = self.best_bid(), self.best_ask()
+        if b is None or a is None:
+            return None
+        return (float(b[0]) + float(a[0])) / 2
+
+    def spread(self) -> float | None:
+        """best ask - best bid as a float (negative on a crossed book); None when a side is empty."""
+        b, a = self.best_bid(), self.best_ask()
+        if b is None or a is None:
+            return None
+        return float(a[0]) - float(b[0])
+
+    def microprice(self) -> float | None:
+        """The size-weighted mid of the top level: ``(bid * ask_size + ask * bid_size) /
+        (bid_size + ask_size)``, which leans toward the side with less size (where the price is
+        likelier to go). None when a side is empty."""
+        b, a = self.best_bid(), self.best_ask()
+        if b is None or a is None:
+            return None
+        bp, bs, ap, as_ = float(b[0]), float(b[1]), float(a[0]), float(a[1])
+        total = bs + as_
+        return (bp * as_ + ap * bs) / total if total else (bp + ap) / 2
+
+    def depth(self, n: int = 10) -> tuple[float, float]:
+        """Total size of the best ``n`` levels per side, ``(bids, asks)``, as floats."""
+        bids, asks = self.top(n)
+        return sum(float(s) for _, s in bids), sum(float(s) for _, s in asks)
+
+    def as_decimal(self, n: int | None = None) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]:
+        """The best ``n`` levels per side (every level when None) as exact ``(Decimal price,
+        Decimal size)``, best first."""
+        from decimal import Decimal
+
+        bids, asks = self.top(n if n is not None else len(self))
+        return ([(Decimal(p), Decimal(s)) for p, s in bids], [(Decimal(p), Decimal(s)) for p, s in asks])
+
+    def to_numpy(self, n: int = 10) -> Any:
+        """The best ``n`` levels as a float64 array of shape ``(2, n, 2)``: ``[side][level][field]``
+        with side 0 = bids, 1 = asks, field 0 = price, 1 = size, best first; NaN where the book
+        has fewer than ``n`` levels (so arrays of successive books stack)."""
+        import numpy as np
+
+        out = np.full((2, n, 2), np.nan)
+        for i, levels in enumerate(self.top(n)):
+            if levels:
+                out[i, :len(levels)] = np.array(levels, dtype=np.float64)
+        return out
+
+    def to_arrow(self, n: int = 10) -> Any:
+        """The best ``n`` levels as a ``pyarrow.Table``, one row per level: ``side`` (bid / ask),
+        ``level`` (0 = best), ``price`` and ``size`` (the exact strings) and ``price_f``,
+        ``size_f`` (float64)."""
+        import pyarrow as pa
+
+        bids, asks = self.top(n)
+        levels = bids + asks
+        price = pa.array([p for p, _ in levels], pa.string())
+        size = pa.array([s for _, s in levels], pa.string())
+        return pa.table({
+            "side": pa.array(["bid"] * len(bids) + ["ask"] * len(asks), pa.string()),
+            "level": pa.array(list(range(len(bids))) + list(range(len(asks))), pa.int32()),
+            "price": price, "size": size,
+            "price_f": price.cast(pa.float64()), "size_f": size.cast(pa.float64()),
+        })
 
     def __len__(self) -> int:
         return len(self.bids_side.levels) + len(self.asks_side.levels)
