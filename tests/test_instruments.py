@@ -421,3 +421,41 @@ async def test_loading_a_long_list_never_blocks_the_event_loop():
             task.cancel()
             assert feed.instrument("bybit.linear:book:C29999USDT").usymbol == "C29999/USDT:USDT"
     assert lags and max(lags) < 0.15, f"the loop stalled {max(lags) * 1000:.0f} ms"
+
+
+# -- against the simulators' REST endpoints (written separately from these mappers) ------------------
+
+SIM_SPECS = ["bybit.linear:publicTrade:BTCUSDT", "bybit.spot:publicTrade:BTCUSDT", "bybit.inverse:publicTrade:BTCUSD",
+             "okx:trades:BTC-USDT-SWAP", "okx:trades:BTC-USDT", "bge:fills:BTC_USDT"]
+
+
+def _sims_serve_rest() -> bool:
+    """Each simulator answers REST on its WebSocket port (``VenueSim.http_get`` overridden)."""
+    from tickwire.sim import VENUE_SIMS, VenueSim
+
+    base = getattr(VenueSim, "http_get", None)
+    return base is not None and all(getattr(VENUE_SIMS[v], "http_get", base) is not base
+                                    for v in ("bybit", "okx", "bge"))
+
+
+@pytest.mark.skipif(not _sims_serve_rest(), reason="the simulators do not serve the instrument REST endpoints yet "
+                                                   "(VenueSim.http_get not overridden)")
+async def test_the_simulators_lists_agree_with_their_markets():
+    from decimal import Decimal
+
+    from .conftest import collect
+
+    async with tickwire.stream(*SIM_SPECS, sim=True, instruments=True) as feed:
+        assert await feed.load_instruments(20) and not feed._instruments.errors
+        insts = {s: feed.instrument(s) for s in SIM_SPECS}
+        assert all(insts.values()), insts
+        trades = [e for e in await collect(feed, lambda evs: {e.stream for e in evs if isinstance(e, Trade)} ==
+                                           {parse(s).spec for s in SIM_SPECS}, timeout=20) if isinstance(e, Trade)]
+    by_stream = {parse(s).spec: i for s, i in insts.items()}
+    assert by_stream["okx:trades:BTC-USDT-SWAP"].contract_value and by_stream["bybit.inverse:publicTrade:BTCUSD"].linear \
+        is False
+    for t in trades:
+        inst = by_stream[t.stream]
+        assert (t.symbol, t.usymbol) == (inst.symbol, inst.usymbol)
+        assert Decimal(t.price) % Decimal(inst.tick_size) == 0, (t, inst.tick_size)
+        assert Decimal(t.size) % Decimal(inst.lot_size) == 0, (t, inst.lot_size)
