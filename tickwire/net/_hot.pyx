@@ -191,16 +191,28 @@ cdef class StreamCount:
     cdef public long long events, last_ns
 
 
-cdef inline void _count(object meter, list events, int64_t recv_ns, long long frames):
-    """Per frame: one dict lookup and two C stores (a frame's events belong to one stream);
-    a lag sample every 16 frames. The reference is Meter.count in meter.py."""
+cdef frozenset _STATUS = frozenset()
+
+
+def _status_types():
+    """The status event classes (is_status), looked up by type in one set probe per frame."""
+    global _STATUS
+    from tickwire import model
+    import msgspec
+
+    _STATUS = frozenset(c for c in vars(model).values()
+                        if isinstance(c, type) and issubclass(c, msgspec.Struct) and getattr(c, "is_status", False))
+
+
+cdef inline void _count(object meter, dict counts, list events, int64_t recv_ns, long long frames):
+    """Per frame: one set probe, one dict lookup and two C stores (a frame's events belong to
+    one stream); a lag sample every 16 frames. The reference is Meter.count in meter.py."""
     cdef Py_ssize_t n = len(events)
     ev = events[n - 1]
-    if ev.is_status:
+    if type(ev) in _STATUS:
         meter.status_frame(events, recv_ns)
         return
-    k = ev.stream
-    cdef dict counts = meter.counts
+    k = (<object>ev).stream
     c = counts.get(k)
     if c is None:
         c = meter.new_count(k)
@@ -214,9 +226,21 @@ cdef class FrameReader(WSListener):
     """The socket callback: frame -> venue decoder -> events -> queue."""
     cdef public object decode, raw, session, name
     cdef public long long frames, nbytes  # data frames and their bytes received (metrics, liveness)
-    cdef public object meter              # tickwire.net.meter.Meter when metrics are on, else None
+    cdef object _meter                    # tickwire.net.meter.Meter when metrics are on, else None
+    cdef dict _counts                     # its per-stream counts (read without an attribute lookup)
     cdef object _push
     cdef EventQueue _queue  # set when push is a queue's own push: called in C
+
+    @property
+    def meter(self):
+        return self._meter
+
+    @meter.setter
+    def meter(self, m):
+        if m is not None and not _STATUS:
+            _status_types()
+        self._meter = m
+        self._counts = m.counts if m is not None else None
 
     @property
     def push(self):
@@ -244,8 +268,8 @@ cdef class FrameReader(WSListener):
             except Exception as e:  # a dialect bug must not kill the feed
                 events = self.decoder_failed(e, recv_ns)
             if events:
-                if self.meter is not None:
-                    _count(self.meter, <list>events, recv_ns, self.frames)
+                if self._counts is not None:
+                    _count(self._meter, self._counts, <list>events, recv_ns, self.frames)
                 if self._queue is not None:
                     self._queue.push(events)
                 else:
