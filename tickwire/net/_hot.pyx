@@ -354,3 +354,14 @@ def first_bad(levels):
         if _kind(level[0]) < 0 or _kind(level[1]) < 0:
             return level
     return None
+
+
+def level_pairs(list levels):
+    """OKX's [price, size, liquidated, orders] level structs -> (price, size) tuples, in C
+    (the reference is ``tickwire.venues.okx.session.pairs``)."""
+    cdef Py_ssize_t i, n = len(levels)
+    cdef list out = [None] * n
+    for i in range(n):
+        x = levels[i]
+        out[i] = (x.price, x.size)
+    return out

@@ -19,9 +19,18 @@ from tickwire.venues.okx.wire import (
 from tickwire.venues.okx_gateway import GatewaySession, Msg, arg_key, inflate, ms
 
 
-def pairs(levels: Sequence[Level]) -> list[tuple[str, str]]:
+def _pairs(levels: Sequence[Level]) -> list[tuple[str, str]]:
     """OKX levels -> (price, size) pairs, the shape of every venue's levels."""
     return [(x.price, x.size) for x in levels]
+
+
+def _compiled_pairs() -> Any:
+    from tickwire.net import hot
+
+    return getattr(hot.compiled, "level_pairs", None) if hot.compiled is not None else None
+
+
+pairs = _pairs  # the compiled twin (tickwire.net._hot.level_pairs) once the first session is made
 
 
 def checksum(bids: Sequence[Sequence[str]], asks: Sequence[Sequence[str]]) -> int:
@@ -40,7 +49,10 @@ class OkxSession(GatewaySession):
     """One OKX connection: login, text ping/pong, per-arg acks, notices, books with seqId."""
 
     def __init__(self, venue: Venue, endpoint: str, conn: str, options: SessionOptions) -> None:
+        global pairs
         super().__init__(venue, endpoint, conn, options)
+        if pairs is _pairs:
+            pairs = _compiled_pairs() or _pairs
         self.verify_checksum = bool(options.extra.get("verify_checksum", True))
         self.snapshot_wait_s = float(options.extra.get("snapshot_wait_s", 2.0))
 
@@ -91,26 +103,8 @@ class OkxSession(GatewaySession):
                             # per side on 3.11).
                             b = d.bids
                             a = d.asks
-                            n = len(b)
-                            if n == 1:
-                                x = b[0]
-                                bp = [(x.price, x.size)]
-                            elif n:
-                                bp = []
-                                for x in b:
-                                    bp.append((x.price, x.size))
-                            else:
-                                bp = b
-                            n = len(a)
-                            if n == 1:
-                                x = a[0]
-                                ap = [(x.price, x.size)]
-                            elif n:
-                                ap = []
-                                for x in a:
-                                    ap.append((x.price, x.size))
-                            else:
-                                ap = a
+                            bp = pairs(b)
+                            ap = pairs(a)
                             book.apply_delta(bp, ap, seq)  # type: ignore[union-attr]
                             exch_ns = d.ts * 1_000_000
                             book.exch_ns = exch_ns  # type: ignore[union-attr]
