@@ -11,7 +11,8 @@ from tickwire.model import (
     Disconnected, Event, Fill, Funding, Gap, IndexPrice, Liquidation, MarkPrice, Notice, OpenInterest,
     Order, Overflow, Position, Resynced, Ticker, Trade, VenueError, to_dict, to_json,
 )
-from tickwire.net import Feed, FeedError, FeedOptions, stream
+from tickwire.net import Feed, FeedError, FeedOptions
+from tickwire.derive.live import stream  # the feed, plus computed streams (SPEC@VIEW) when asked for
 from tickwire.subscription import SpecError, Subscription
 from tickwire.venues import parse
 

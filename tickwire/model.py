@@ -264,6 +264,72 @@ class Greeks(Event, tag=True):
     raw: dict | None = None
 
 
+# --------------------------------------------------------------------------- computed streams
+# Made by tickwire.derive from a stream's events (``SPEC@VIEW`` specs, ``tickwire derive``),
+# the same live and from a recording. Not part of AnyEvent: the recorder records the streams
+# they are computed from, and ``tickwire derive`` computes them again from the recording.
+
+
+class BookSnapshot(Event, tag=True):
+    """The best ``depth`` levels of a book (``SPEC@snapshot{depth}_{interval}``).
+
+    With an interval, one snapshot per boundary of the ``recv_ns`` grid (``recv_ns`` = the
+    boundary; the book after every update received before it), while the book is valid. Without
+    (``SPEC@snapshot{depth}``), one per update that changes the best ``depth`` levels
+    (``recv_ns`` = that update's). ``exch_ns`` and ``seq`` are those of the last update applied.
+    ``bids``/``asks`` are exact ``(price, size)`` strings, best first."""
+
+    depth: int
+    interval_ns: int = 0
+    bids: list = []
+    asks: list = []
+    seq: int = 0
+
+    def mid(self) -> float | None:
+        if not self.bids or not self.asks:
+            return None
+        return (float(self.bids[0][0]) + float(self.asks[0][0])) / 2
+
+    def spread(self) -> float | None:
+        if not self.bids or not self.asks:
+            return None
+        return float(self.asks[0][0]) - float(self.bids[0][0])
+
+
+class Quote(Event, tag=True):
+    """Best bid and ask after an update that changed either (price or size): ``SPEC@quotes``.
+    None for an empty side."""
+
+    bid: str | None = None
+    bid_size: str | None = None
+    ask: str | None = None
+    ask_size: str | None = None
+    seq: int = 0
+
+
+class TradeBar(Event, tag=True):
+    """Trades aggregated into one bar (``SPEC@bars1m``, ``@bars100ticks``, ``@bars10vol``,
+    ``@bars1000000value``). ``bar`` is the view (``1m``, ``100ticks``...). Time bars cover
+    ``[start_ns, end_ns)`` of the trades' venue time; other bars span their first to last trade.
+    Prices are exact strings; ``volume`` (sum of sizes), ``value`` (sum of price × size),
+    ``buy_volume``/``sell_volume`` (by taker side) are exact decimal strings; ``vwap`` is a float.
+    ``recv_ns`` is the receipt time of the trade that completed the bar."""
+
+    bar: str
+    start_ns: int = 0
+    end_ns: int = 0
+    open: str = ""
+    high: str = ""
+    low: str = ""
+    close: str = ""
+    volume: str = "0"
+    value: str = "0"
+    buy_volume: str = "0"
+    sell_volume: str = "0"
+    trades: int = 0
+    vwap: float = 0.0
+
+
 # --------------------------------------------------------------------------- status
 
 

@@ -44,7 +44,17 @@ def get_venue(name: str) -> Venue:
 
 
 def parse(spec: str) -> Subscription:
-    """Parse and validate one spec (``VENUE[.MARKET]:CHANNEL:SYMBOL``) against its venue's rules."""
+    """Parse and validate one spec (``VENUE[.MARKET]:CHANNEL:SYMBOL``) against its venue's rules.
+
+    ``SPEC@VIEW`` is a computed stream (``okx:books:BTC-USDT@snapshot10_1s``, see
+    :mod:`tickwire.derive.spec`): a :class:`~tickwire.derive.spec.DerivedSubscription` of the base
+    stream, computed on the consumer side by :func:`tickwire.stream`."""
+    if "@" in spec:
+        from tickwire.derive.spec import derive_subscription, split
+
+        base, view = split(spec)
+        if view is not None:
+            return derive_subscription(parse(base), view, spec)
     venue, market, channel, symbol = split_spec(spec)
     try:
         dialect = get_venue(venue)
@@ -60,6 +70,10 @@ def parse_many(specs: Sequence[str | Subscription]) -> list[Subscription]:
     out: list[Subscription] = []
     for s in specs:
         sub = s if isinstance(s, Subscription) else parse(s)
+        if sub.kind == "derived":
+            raise SpecError(f"{sub.spec} is a computed stream: open it with tickwire.stream() (or tickwire tail), "
+                            "which computes it from its base stream on the consumer side, among the specs the "
+                            "feed starts with; from a recording: tickwire derive")
         if sub.spec not in seen:
             seen.add(sub.spec)
             out.append(sub)
