@@ -13,6 +13,8 @@ from tickwire.model import (
 )
 from tickwire.net import Feed, FeedError, FeedOptions
 from tickwire.derive.live import stream  # the feed, plus computed streams (SPEC@VIEW) when asked for
+from tickwire.model import BookSnapshot, Quote, TradeBar  # computed streams (tickwire.derive)
+from tickwire.sync import iterate, run
 from tickwire.subscription import SpecError, Subscription
 from tickwire.venues import parse
 
@@ -57,5 +59,5 @@ __all__ = [
     "DexSignal", "DexTrade", "Disconnected", "Event", "Feed", "FeedError", "FeedOptions", "Fill",
     "Funding", "Gap", "IndexPrice", "Liquidation", "MarkPrice", "Notice", "OpenInterest", "Order",
     "Overflow", "Position", "Resynced", "SpecError", "Subscription", "Ticker", "Trade", "VenueError",
-    "parse", "query", "stream", "to_dict", "to_json",
+    "iterate", "parse", "query", "run", "stream", "to_dict", "to_json", "BookSnapshot", "Quote", "TradeBar",
 ]

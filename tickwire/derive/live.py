@@ -181,17 +181,18 @@ def plan(specs: tuple[str, ...] | list[str]) -> tuple[list[str], list[DerivedSub
 class stream(_feed_stream):
     """:func:`tickwire.net.stream` that also takes computed streams (``SPEC@VIEW``, see
     :mod:`tickwire.derive.spec`): ``async with tickwire.stream("okx:books:BTC-USDT@snapshot10_1s")
-    as feed: async for snap in feed: ...``. Without any, it is exactly the plain feed."""
+    as feed: async for snap in feed: ...``. Without any, it is exactly the plain feed, unless
+    ``computed=True`` (a feed whose ``subscribe()`` will take ``SPEC@VIEW`` later)."""
 
-    def __init__(self, *specs: str, sim: bool | dict = False, **options: Any) -> None:
-        feed_specs, self.derived, self.raw = plan(specs) if any(
-            isinstance(s, str) and "@" in s for s in specs) else (list(specs), [], set())
+    def __init__(self, *specs: str, sim: bool | dict = False, computed: bool = False, **options: Any) -> None:
+        self.computed = computed or any(isinstance(s, str) and "@" in s for s in specs)
+        feed_specs, self.derived, self.raw = plan(specs) if self.computed else (list(specs), [], set())
         super().__init__(*feed_specs, sim=sim, **options)
         self.derived_feed: DerivedFeed | None = None
 
     async def __aenter__(self) -> Any:
         feed = await super().__aenter__()
-        if not self.derived:
+        if not self.computed:
             return feed
         self.derived_feed = DerivedFeed(feed, self.derived, self.raw)
         return self.derived_feed
