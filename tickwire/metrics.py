@@ -166,6 +166,7 @@ class FeedCollector:
             if c["rtt_ms"] is not None:
                 rtt.add_metric([c["venue"], c["conn"]], c["rtt_ms"] / 1e3)
         yield rtt
+        yield from self._lines(feed)
         age = GaugeMetricFamily("tickwire_stream_last_event_age_seconds",
                                 "Seconds since a stream's last event (staleness alerts)", labels=["venue", "stream"])
         for sub in feed.subscriptions:
@@ -195,6 +196,50 @@ class FeedCollector:
                 wbytes.add_metric([k], v)
             yield rows
             yield wbytes
+
+
+    def _lines(self, feed: Any) -> Iterable[Any]:
+        """Per line (host) of venues with several (tickwire.net.lines): heartbeat round trip and
+        data lag (p50/p90 over the line policy's window), up, connections, switches; hot standbys."""
+        rows = feed.line_stats() if hasattr(feed, "line_stats") else []
+        if not rows:
+            return
+        rtt = GaugeMetricFamily("tickwire_line_rtt_seconds", "Venue heartbeat round trip per host (sliding window)",
+                                labels=["venue", "host", "quantile"])
+        lag = GaugeMetricFamily("tickwire_line_lag_seconds", "Exchange time to receipt per host (sliding window)",
+                                labels=["venue", "host", "quantile"])
+        up = GaugeMetricFamily("tickwire_line_up", "1 while the host answers (probes, connects)",
+                               labels=["venue", "host"])
+        use = GaugeMetricFamily("tickwire_line_connections", "Connections streaming from the host",
+                                labels=["venue", "host", "role"])
+        for r in rows:
+            v, h = r["venue"], r["host"]
+            for q, k in (("0.5", "p50"), ("0.9", "p90")):
+                if r[f"rtt_{k}_ms"] is not None:
+                    rtt.add_metric([v, h, q], r[f"rtt_{k}_ms"] / 1e3)
+                if r[f"lag_{k}_ms"] is not None:
+                    lag.add_metric([v, h, q], r[f"lag_{k}_ms"] / 1e3)
+            up.add_metric([v, h], 1.0 if r["up"] else 0.0)
+        roles: dict[tuple[str, str, str], int] = {}
+        for c in feed.stats():
+            if c["host"] is not None and c["connected"]:
+                key = (c["venue"], c["host"], c["role"])
+                roles[key] = roles.get(key, 0) + 1
+        for (v, h, role), n in sorted(roles.items()):
+            use.add_metric([v, h, role], n)
+        yield rtt
+        yield lag
+        yield up
+        yield use
+        sw = CounterMetricFamily("tickwire_line_switches", "Connections moved to another host, by why",
+                                 labels=["venue", "reason"])
+        for (v, reason), n in sorted(feed.line_switch_counts().items()):
+            sw.add_metric([v, reason], n)
+        yield sw
+        red = feed.redundancy_stats() if hasattr(feed, "redundancy_stats") else None
+        if red is not None:
+            yield CounterMetricFamily("tickwire_standby_duplicates", "Copies dropped by the hot standby join",
+                                      value=red["duplicates"])
 
 
 class MetricsServer:

@@ -399,6 +399,19 @@ class Overflow(Status, tag=True):
     dropped: int = 0
 
 
+class LineSwitch(Status, tag=True):
+    """A connection moved to another host ("line") of its venue: ``from_host`` -> ``to_host``
+    (``ws.okx.com`` -> ``wsaws.okx.com``), and why: the line in use got slower than another by
+    more than the line policy's margin (round trip or data lag), or it dropped (with a hot
+    standby: the standby on ``to_host`` carries the streams; nothing was lost). A switch of a
+    live connection is make-before-break: no gap, no duplicate (see :mod:`tickwire.net.lines`).
+    Not (yet) part of :data:`AnyEvent`: recorders and the bus leave it out."""
+
+    from_host: str = ""
+    to_host: str = ""
+    reason: str = ""
+
+
 AnyEvent = Union[
     Trade, BookUpdate, Ticker, Candle, Funding, MarkPrice, IndexPrice, OpenInterest, Liquidation,
     DexPrice, DexCandle, DexTrade, DexSignal, Order, Fill, Balance, Position,

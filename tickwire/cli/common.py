@@ -141,6 +141,27 @@ def parse_kv(items: list[str], what: str) -> dict[str, str]:
     return out
 
 
+def parse_endpoints(items: list[str]) -> dict[str, Any]:
+    """``--endpoint``: ``okx=URL`` -> {"okx": URL}; several lines of a venue, ``okx=URL1,URL2`` (or
+    the venue given twice) -> {"okx": [URL1, URL2]} (tickwire.net.lines)."""
+    out: dict[str, Any] = {}
+    for it in items:
+        k, sep, v = it.partition("=")
+        if not sep or not k.strip() or not v.strip():
+            raise typer.BadParameter(f"--endpoint must look like VENUE=URL or VENUE=URL1,URL2, got {it!r}")
+        urls = parse_list(v)
+        have = out.get(k.strip())
+        if have is not None:
+            urls = (have if isinstance(have, list) else [have]) + urls
+        out[k.strip()] = urls if len(urls) > 1 else urls[0]
+    return out
+
+
+def parse_line_policy(items: list[str]) -> dict[str, Any]:
+    """``--line-policy margin=0.3`` -> {"margin": "0.3"} (the feed validates names and values)."""
+    return dict(parse_kv(items, "--line-policy"))
+
+
 def parse_venue_options(items: list[str]) -> dict[str, dict[str, Any]]:
     """``bybit.book_interval_ms=5`` -> {"bybit": {"book_interval_ms": 5}} (JSON values accepted).
 

@@ -12,15 +12,16 @@ from typing import Any, AsyncIterator, Optional
 import typer
 
 from tickwire.cli.common import (EXIT_DISK, EXIT_FEED, EXIT_SPEC, check_run_limits, close_feed_when_done,
-                                 expand_streams, fail, load_config, load_credentials, network_help, parse_kv,
-                                 parse_list, parse_network, parse_size, parse_timers, parse_venue_options,
+                                 expand_streams, fail, load_config, load_credentials, network_help,
+                                 parse_endpoints, parse_line_policy, parse_list, parse_network, parse_size,
+                                 parse_timers, parse_venue_options,
                                  print_error, run_async, stop_on_signals, ProgressLine, human_rate)
 
 _RECORD_KEYS = {"flush_interval", "roll_interval", "roll_size", "max_pending", "raw", "kinds", "fsync",
                 "book_snapshot_interval", "book_snapshot_depth", "compression_level"}
 _TOP_KEYS = {"out", "streams", "specs", "sim", "seed", "faults", "duration", "network", "proxy", "endpoints",
              "timers", "record", "sim_options", "credentials", "venue_options", "max_retries", "give_up_after",
-             "metrics_port"}
+             "metrics_port", "lines", "redundancy", "line_policy"}
 
 
 def record(
@@ -29,7 +30,13 @@ def record(
     config: Optional[str] = typer.Option(None, "--config", "-c", help="TOML or JSON file: streams and options"),
     sim: Optional[bool] = typer.Option(None, "--sim/--no-sim", help="Record from a local simulator."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
-    endpoint: list[str] = typer.Option([], "--endpoint", help="VENUE=BASE_URL, e.g. bybit=ws://127.0.0.1:8765"),
+    endpoint: list[str] = typer.Option([], "--endpoint", help="VENUE=BASE_URL, e.g. bybit=ws://127.0.0.1:8765; "
+                                                              "several lines (hosts): VENUE=URL1,URL2"),
+    lines: Optional[bool] = typer.Option(None, "--lines", help="Use every documented host of the venues "
+                                                               "(docs/lines.md) [default: off]"),
+    redundancy: Optional[int] = typer.Option(None, "--redundancy", help="2: a hot standby connection per shard "
+                                                                        "on another line [default: 1]"),
+    line_policy: list[str] = typer.Option([], "--line-policy", help="NAME=VALUE, e.g. margin=0.3 (docs/lines.md)"),
     network: Optional[str] = typer.Option(None, "--network", help=network_help()),
     proxy: Optional[str] = typer.Option(None, "--proxy", help="HTTP or SOCKS proxy URL"),
     timer: list[str] = typer.Option([], "--timer", help="VENUE.TIMER=SECONDS"),
@@ -120,7 +127,9 @@ def record(
     net = pick(network, "network", "mainnet")
     run_s = pick(duration, "duration", None)
     check_run_limits(duration=run_s)
-    feed_opts = dict(endpoints={**(cfg.get("endpoints") or {}), **parse_kv(endpoint, "--endpoint")},
+    feed_opts = dict(endpoints={**(cfg.get("endpoints") or {}), **parse_endpoints(endpoint)},
+                     lines=bool(pick(lines, "lines", False)), redundancy=int(pick(redundancy, "redundancy", 1)),
+                     line_policy={**(cfg.get("line_policy") or {}), **parse_line_policy(line_policy)},
                      network=parse_network(net) if isinstance(net, str) else net, proxy=pick(proxy, "proxy", None),
                      timers=_merge(cfg.get("timers"), parse_timers(timer)),
                      venue_options=_merge(cfg.get("venue_options"), parse_venue_options(venue_option)),

@@ -11,8 +11,8 @@ from typing import Any, Optional
 import typer
 
 from tickwire.cli.common import (EXIT_FEED, EXIT_INTERRUPTED, EXIT_SPEC, check_run_limits, load_credentials,
-                                 network_help, parse_kv, parse_network, parse_timers, parse_venue_options,
-                                 print_error, run_async)
+                                 network_help, parse_endpoints, parse_line_policy, parse_network, parse_timers,
+                                 parse_venue_options, print_error, run_async)
 
 
 def tail(
@@ -20,7 +20,13 @@ def tail(
     sim: bool = typer.Option(False, "--sim", help="Start a local simulator of the venues and read from it."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Exit after printing this many events."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Exit after this many seconds."),
-    endpoint: list[str] = typer.Option([], "--endpoint", help="VENUE=BASE_URL, e.g. bybit=ws://127.0.0.1:8765"),
+    endpoint: list[str] = typer.Option([], "--endpoint", help="VENUE=BASE_URL, e.g. bybit=ws://127.0.0.1:8765; "
+                                                              "several lines (hosts): VENUE=URL1,URL2"),
+    lines: bool = typer.Option(False, "--lines", help="Use every documented host of the venues (docs/lines.md): "
+                                                      "probe, stream from the fastest, switch when it degrades"),
+    redundancy: int = typer.Option(1, "--redundancy", help="2: a hot standby connection per shard on another "
+                                                           "line; each message once, from the first to arrive"),
+    line_policy: list[str] = typer.Option([], "--line-policy", help="NAME=VALUE, e.g. margin=0.3 (docs/lines.md)"),
     network: str = typer.Option("mainnet", "--network", help=network_help()),
     proxy: Optional[str] = typer.Option(None, "--proxy", help="HTTP or SOCKS proxy URL"),
     status: bool = typer.Option(True, "--status/--no-status", help="Also print Connected/Gap/... events."),
@@ -61,7 +67,8 @@ def tail(
         out = sys.stdout.buffer
         deadline = time.monotonic() + duration if duration else None
         try:
-            async with stream(*specs, sim=sim_opts, endpoints=parse_kv(endpoint, "--endpoint"), network=net,
+            async with stream(*specs, sim=sim_opts, endpoints=parse_endpoints(endpoint), network=net,
+                              lines=lines, redundancy=redundancy, line_policy=parse_line_policy(line_policy),
                               proxy=proxy, timers=parse_timers(timer), credentials=creds,
                               venue_options=parse_venue_options(venue_option), max_retries=max_retries,
                               give_up_after_s=give_up_after, metrics_port=metrics_port,

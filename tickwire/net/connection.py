@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import msgspec
 from picows import WSListener, WSMsgType, WSTransport, ws_connect
 
-from tickwire.model import Connected, Disconnected, Event, VenueError
+from tickwire.model import Connected, Disconnected, Event, LineSwitch, VenueError
 from tickwire.net import hot
 from tickwire.net.ratelimit import Pacer, backoff_delay
 from tickwire.net.tap import SocketInfo
@@ -29,6 +29,7 @@ from tickwire.venues.base import CONTROL, Close, FailOver, Fatal, FetchSnapshot,
 
 if TYPE_CHECKING:
     from tickwire.net.feed import Feed
+    from tickwire.net.lines import HostStats, VenueLines
 
 log = logging.getLogger("tickwire.net")
 
@@ -180,11 +181,24 @@ class ManagedConnection:
     over, fetch a REST snapshot).
     """
 
-    def __init__(self, feed: "Feed", venue: Venue, endpoint: str, subs: list[Subscription], name: str) -> None:
+    def __init__(self, feed: "Feed", venue: Venue, endpoint: str, subs: list[Subscription], name: str,
+                 lines: "VenueLines | None" = None, push: Callable[[list[Event]], None] | None = None,
+                 group: list["ManagedConnection"] | None = None) -> None:
         self.feed = feed
         self.venue = venue
         self.endpoint = endpoint
         self.name = name
+        self.push = push or feed.push           # where this connection's events go (the queue, or the
+                                                # hot-standby deduplication: tickwire.net.failover.Redundant)
+        self.lines = lines                      # the venue's hosts when it has several (tickwire.net.lines)
+        self.host: "HostStats | None" = None    # the line in use
+        self.group = group                      # redundancy: every connection serving the same streams
+        self.role = "primary"                   # or "standby" (redundancy)
+        self.line_switches = 0
+        self._switch_ns: deque[int] = deque()   # when this connection switched lines (hysteresis, cap)
+        self._worse_since = 0
+        self._rtt_seen = 0
+        self._next_check = 0
         self.subs: dict[str, Subscription] = {s.topic: s for s in subs}
         self.session: Session | None = None
         self.transport: WSTransport | None = None
@@ -267,10 +281,11 @@ class ManagedConnection:
         return ev
 
     async def _open(self, session: Session, push: Callable[[list[Event]], None],
-                    replaces: str = "") -> tuple[WSTransport, _Listener]:
+                    replaces: str = "", host: "HostStats | None" = None) -> tuple[WSTransport, _Listener]:
         feed = self.feed
         opts = feed.options
-        base = feed.endpoint_base(self.venue.name)
+        host = host or self.host
+        base = (host.base or None) if host is not None else feed.endpoint_base(self.venue.name)
         self.url = self.venue.connect_url(self.endpoint, base, feed.network_of(self.venue.name),
                                           feed.options.venue_options.get(self.venue.name, {}))
         await feed.connect_limiter(self.venue, self.url).acquire()
@@ -317,9 +332,12 @@ class ManagedConnection:
             session = self._new_session()
             self.session = session
             self._queue.clear()
+            if self.lines is not None and self.host is None:
+                await self.lines.ready(self.endpoint)   # the venue's hosts probed once, at start
+                self.host = self._choose_host()
             started = time.monotonic()
             try:
-                transport, listener = await self._open(session, feed.push)
+                transport, listener = await self._open(session, self._sink(self.host))
             except asyncio.CancelledError:
                 raise
             except Exception as e:
@@ -329,14 +347,20 @@ class ManagedConnection:
                     return
                 delay = backoff_delay(attempt, opts.backoff_base_s, opts.backoff_cap_s, self._rand.random())
                 attempt += 1
-                feed.push([self._status(Disconnected, reason=why, reconnect_in_s=round(delay, 3))])
+                out = [self._status(Disconnected, reason=why, reconnect_in_s=round(delay, 3))]
+                if self.lines is not None and self.host is not None:
+                    self.host.up = False
+                    self._move_after_drop(why, out)
+                self.push(out)
                 await asyncio.sleep(delay)
                 continue
             self.transport, self.listener = transport, listener
+            if self.host is not None:
+                self.host.up = True
             if self.connected_once:
                 self.reconnects += 1
             self.connected_once = True
-            feed.push([self._status(Connected, url=self.url)])
+            self.push([self._status(Connected, url=self.url)])
             session.start(time.time_ns())
             self.drain(listener)
             while True:  # a failover may replace the listener while we wait
@@ -359,7 +383,7 @@ class ManagedConnection:
                 # the data is over, not the connection (reconnecting would replay nothing).
                 self.ended = True
                 events.append(self._status(Disconnected, reason="end of recording (tickwire replay)", code=1000))
-                feed.push(events)
+                self.push(events)
                 self.transport = None
                 feed.connection_failed(self)
                 return
@@ -372,7 +396,7 @@ class ManagedConnection:
                 self.fatal = lst.fatal
                 events.append(self._status(Disconnected, reason=f"{reason}; not reconnecting: "
                                            f"{lst.fatal.msg}", code=lst.close_code))
-                feed.push(events)
+                self.push(events)
                 self.transport = None
                 feed.connection_failed(self)
                 return
@@ -413,7 +437,12 @@ class ManagedConnection:
             attempt += 1
             events.append(self._status(Disconnected, reason=reason, code=lst.close_code,
                                        reconnect_in_s=None if self.stopping else round(delay, 3)))
-            feed.push(events)
+            if self.lines is not None and not self.stopping and not rate_closed:
+                # The line dropped: reconnect on the best other one (or the same if it is the only
+                # one up); with a hot standby, the standby is now the primary.
+                if self._move_after_drop(reason, events) and served:
+                    delay = min(delay, 0.05)   # a line that served dropped: the other one at once
+            self.push(events)
             self.transport = None
             if self.stopping:
                 return
@@ -448,7 +477,7 @@ class ManagedConnection:
                                 msg=f"{self.venue.name}: gave up after {limit}; last: {why}", fatal=True)
         out = list(events or [])
         out += [self.fatal, self._status(Disconnected, reason=f"{why}; not reconnecting: gave up")]
-        self.feed.push(out)
+        self.push(out)
         self.transport = None
         self.feed.connection_failed(self)
         return True
@@ -462,56 +491,263 @@ class ManagedConnection:
                     self.name, self.venue.name, self._slow)
 
     # -- make-before-break failover ---------------------------------------------------------
-    async def _fail_over(self, notice_ns: int) -> None:
-        """Venue announced a close: replace the connection without gap or duplicate."""
+    async def _fail_over(self, notice_ns: int, to: "HostStats | None" = None, why: str = "") -> None:
+        """Replace the connection without gap or duplicate: the venue announced a close
+        (``notice_ns``), or the line is switched to host ``to`` (``why`` says why)."""
         from tickwire.net.failover import Merger
 
         feed = self.feed
         old_session, old_lst, old_t = self.session, self.listener, self.transport
         assert old_session is not None and old_lst is not None and old_t is not None
+        old_host = self.host
+        target = to or old_host
         lead = old_session.timers.notice_lead_s
         new_session = self._next_session = self._new_session()
-        merger = Merger(feed.push, old_session.book_seqs(), {st.sub.spec for st in new_session.streams.values()})
+        merger = Merger(self.push, old_session.book_seqs(), {st.sub.spec for st in new_session.streams.values()})
         old_lst.push = merger.from_old
         try:
-            transport, listener = await self._open(new_session, merger.from_new, replaces=old_lst.name)
+            transport, listener = await self._open(new_session, merger.from_new, replaces=old_lst.name, host=target)
         except Exception as e:
-            old_lst.push = feed.push
+            old_lst.push = self._sink(old_host)
             self._next_session = None
-            feed.push([self._status(Disconnected, reason=f"replacement connection failed: {_describe(e)}; "
-                                    "keeping the old one until the venue closes it")])
+            if to is not None:
+                to.up = False
+                self.push([self._status(Disconnected, reason=f"line switch to {to.name} failed: {_describe(e)}; "
+                                        f"staying on {old_host.name if old_host else self.url}")])
+            else:
+                self.push([self._status(Disconnected, reason=f"replacement connection failed: {_describe(e)}; "
+                                        "keeping the old one until the venue closes it")])
             self._failover = None
             return
         self.standby = listener
-        feed.push([self._status(Connected, url=self.url)])
+        self.push([self._status(Connected, url=self.url)])
         new_session.start(time.time_ns())
         self.drain(listener)
         # Wait for every stream to join, but not past the venue's close (notice lead time).
-        deadline = notice_ns / 1e9 + max(0.5, lead * 0.8)
+        if to is None:
+            deadline = notice_ns / 1e9 + max(0.5, lead * 0.8)
+        else:
+            deadline = time.time() + (self.lines.policy.join_timeout_s if self.lines is not None else 10.0)
         while not merger.ready() and not old_lst.closed.is_set() and not listener.closed.is_set():
             if time.time() >= deadline:
                 break
             await asyncio.sleep(min(0.05, self.feed.options.tick_s))
+        # What the old socket still has in flight (sent before the new one subscribed) arrives
+        # within its one-way delay: give it one more round trip before the old one is dropped,
+        # so a stream joined without an overlap (no trade on the new socket yet) loses nothing
+        # even when the old line is much slower than the new one.
+        linger = self._old_rtt_s(old_host, old_session) * 1.5 + 0.02
+        end = min(deadline, time.time() + min(linger, 2.0))
+        while time.time() < end and not old_lst.closed.is_set() and not listener.closed.is_set():
+            await asyncio.sleep(min(0.02, end - time.time()) if end > time.time() else 0)
         merger.finish(new_session.books())
         old_lst.push = _drop            # nothing more from the old connection reaches the user
-        listener.push = feed.push
+        listener.push = self._sink(target)
         feed.taps.switched(listener.name, old_lst.name, time.time_ns())
         self.session, self.listener, self.transport = new_session, listener, transport
         self.standby = self._next_session = None
         self._queue.clear()
         if not old_t.is_disconnected:
-            old_lst.dead_reason = "replaced (make-before-break failover)"
+            old_lst.dead_reason = ("replaced (line switch)" if to is not None
+                                   else "replaced (make-before-break failover)")
             try:
                 old_t.send_close()
             except Exception:
                 pass
             old_t.disconnect()
         self.failovers += 1
+        if to is not None and to is not old_host:
+            self.host = to
+            self.push([self._switched(old_host, to, why)])
         self._failover = None
+
+    def _old_rtt_s(self, host: "HostStats | None", session: Session) -> float:
+        """The round trip of the socket being replaced (p90 of its line's recent samples, else its
+        session's last heartbeat), in seconds; 0 when never measured."""
+        if host is not None and host.rtt:
+            vals = sorted(v for _, v in list(host.rtt)[-8:])
+            return vals[min(len(vals) - 1, int(len(vals) * 0.9))] / 1e9
+        return (session.rtt_ns or 0) / 1e9
+
+    # -- lines (tickwire.net.lines) -----------------------------------------------------------
+    def _sink(self, host: "HostStats | None") -> Callable[[list[Event]], None]:
+        """What a socket on ``host`` pushes into: this connection's push, through a lag sampler
+        when the venue has lines (a single-host feed keeps the direct path)."""
+        if host is None or self.lines is None:
+            return self.push
+        from tickwire.net.lines import LineSampler
+
+        return LineSampler(host, self.push)
+
+    def _others(self) -> list["ManagedConnection"]:
+        return [c for c in (self.group or ()) if c is not self and not c.stopping and c.fatal is None]
+
+    def _choose_host(self, avoid: tuple["HostStats", ...] = ()) -> "HostStats":
+        """The best line for this connection: with a hot standby, not the other members' lines
+        (unless no other is up)."""
+        assert self.lines is not None
+        taken = tuple(c.host for c in self._others() if c.host is not None)
+        return self.lines.pick(avoid + taken)
+
+    def _switched(self, old: "HostStats | None", new: "HostStats", why: str, category: str = "",
+                  now_ns: int = 0) -> LineSwitch:
+        """Record a line switch; the LineSwitch status event that tells the user."""
+        now = now_ns or time.time_ns()
+        self.line_switches += 1
+        new.switches_to += 1
+        self._switch_ns.append(now)
+        self._worse_since = 0
+        cat = category or ("dropped" if why.startswith("dropped") else "degraded")
+        if self.lines is not None:
+            self.lines.switches[cat] = self.lines.switches.get(cat, 0) + 1
+        frm = old.name if old is not None else ""
+        log.warning("%s: line switch %s -> %s: %s", self.name, frm, new.name, why,
+                    extra={"venue": self.venue.name, "conn": self.name, "event": "lineswitch", "from": frm,
+                           "to": new.name, "reason": why})
+        ev = LineSwitch(venue=self.venue.name, recv_ns=now, conn=self.name, from_host=frm, to_host=new.name,
+                        reason=why)
+        if self.feed.meter is not None:
+            self.feed.meter.status(ev)
+        return ev
+
+    def _move_after_drop(self, reason: str, events: list[Event]) -> bool:
+        """The socket on the current line ended (or could not connect): with a hot standby the
+        other member becomes the primary (no data lost); the next attempt goes to the best
+        other line. A LineSwitch is appended to ``events`` when the streams move. True when
+        this connection's next attempt is on another host."""
+        assert self.lines is not None
+        old = self.host
+        if self.role == "primary":
+            heir = next((c for c in self._others() if c.listener is not None and not c.listener.closed.is_set()),
+                        None)
+            if heir is not None:
+                self.role, heir.role = "standby", "primary"
+                now = time.time_ns()
+                self.line_switches += 1
+                cat = "dropped"
+                self.lines.switches[cat] = self.lines.switches.get(cat, 0) + 1
+                frm = old.name if old is not None else ""
+                to = heir.host.name if heir.host is not None else heir.url
+                why = f"dropped ({reason}); the hot standby on {to} carries the streams"
+                log.warning("%s: line %s dropped; hot standby %s on %s is the primary now", self.name, frm,
+                            heir.name, to, extra={"venue": self.venue.name, "conn": self.name,
+                                                  "event": "lineswitch", "from": frm, "to": to, "reason": why})
+                ev = LineSwitch(venue=self.venue.name, recv_ns=now, conn=self.name, from_host=frm, to_host=to,
+                                reason=why)
+                if self.feed.meter is not None:
+                    self.feed.meter.status(ev)
+                events.append(ev)
+        # A hot standby keeps to lines the others do not use (its old one too, once it is back);
+        # a lone connection leaves the line that dropped.
+        nxt = self._choose_host(() if self.group else ((old,) if old is not None else ()))
+        if nxt is old:
+            return False
+        self.host = nxt
+        if self.role == "primary" and not self.group:
+            events.append(self._switched(old, nxt, f"dropped ({reason})", "dropped"))
+        return True
+
+    def _line_tick(self, now_ns: int) -> None:
+        """Heartbeat round trips of the line in use; every 250 ms: is another line better?"""
+        lst = self.listener
+        host = self.host
+        if lst is None or host is None or lst.closed.is_set() or self.lines is None:
+            return
+        s = lst.session
+        if not s.pong_pending and s.rtt_ns is not None and s.ping_sent_ns != self._rtt_seen:
+            self._rtt_seen = s.ping_sent_ns
+            host.add_rtt(now_ns, s.rtt_ns)
+        pol = self.lines.policy
+        if (s.client_pings and s.started_ns and not s.pong_pending and not s.closing and lst.transport is not None
+                and now_ns - max(s.ping_sent_ns, s.started_ns) >= pol.ping_s * 1e9):
+            s.ping_sent_ns = now_ns
+            s.pong_pending = True
+            s.send_control(s.ping_payload(), "ping")
+            self.drain(lst)
+        if now_ns < self._next_check:
+            return
+        self._next_check = now_ns + 250_000_000
+        if self._failover is not None or self.stopping:
+            return
+        if self.group is None:
+            self._consider_switch(now_ns)
+        else:
+            self._rebalance(now_ns)
+
+    def _rebalance(self, now_ns: int) -> None:
+        """Redundancy: a standby that had to share the primary's line (its own was down) moves
+        back to a free line once a probe finds it up again."""
+        lines, host = self.lines, self.host
+        assert lines is not None and host is not None
+        pol = lines.policy
+        for h in lines.hosts:
+            if h is not host and now_ns - h.newest_ns() > pol.reprobe_s * 1e9:
+                lines.probe_later(h)
+        if self.role != "standby" or not any(c.host is host for c in self._others()):
+            return
+        taken = tuple(c.host for c in self._others() if c.host is not None)
+        free = [h for h in lines.ranked(taken + (host,)) if h.up]
+        sw = self._switch_ns
+        if free and not (sw and now_ns - sw[-1] < pol.hold_s * 1e9):
+            self._switch_ns.append(now_ns)
+            self.host = free[0]
+            lst = self.listener
+            if lst is not None:
+                lst.kill(f"moving the hot standby to its own line {free[0].name}")
+
+    def _consider_switch(self, now_ns: int) -> None:
+        lines = self.lines
+        cur = self.host
+        assert lines is not None and cur is not None
+        pol = lines.policy
+        alts = [h for h in lines.ranked((cur,)) if h.up]
+        for h in alts:  # what is not in use is measured by probes, kept fresh
+            if now_ns - h.newest_ns() > pol.reprobe_s * 1e9:
+                lines.probe_later(h)
+        if not alts:
+            self._worse_since = 0
+            return
+        best = alts[0]
+        v = cur.view(now_ns, pol)
+        mine = v["rtt"]
+        other = lines.score(best)
+        why = ""
+        if mine is not None and other < float("inf") and mine > other * (1 + pol.margin) + pol.margin_ms:
+            why = f"round trip {mine:.1f} ms on {cur.name} vs {other:.1f} ms on {best.name}"
+        else:
+            # The data itself got slower (the venue's side of this line) while the round trip did not.
+            lag_now, lag_before = v["lag"], v["lag_before"]
+            if lag_now is not None and lag_before is not None:
+                not_worse = mine is None or other <= mine * (1 + pol.margin) + pol.margin_ms
+                if lag_now > lag_before * (1 + pol.margin) + pol.margin_ms and not_worse:
+                    why = f"data lag {lag_now:.1f} ms on {cur.name} vs {lag_before:.1f} ms before"
+        if mine is not None and not why:
+            base = v["rtt_base"]
+            if base is not None and mine > base * (1 + pol.margin) + pol.margin_ms:
+                for h in alts:  # looks worse than it was: measure the others now
+                    if now_ns - h.newest_ns() > pol.degrade_for_s * 1e9:
+                        lines.probe_later(h)
+        if not why:
+            self._worse_since = 0
+            return
+        if not self._worse_since:
+            self._worse_since = now_ns
+            return
+        if now_ns - self._worse_since < pol.degrade_for_s * 1e9:
+            return
+        sw = self._switch_ns
+        while sw and now_ns - sw[0] > 3600e9:
+            sw.popleft()
+        if (sw and now_ns - sw[-1] < pol.hold_s * 1e9) or len(sw) >= pol.max_switches_per_hour:
+            return
+        self._worse_since = 0
+        self._failover = asyncio.get_running_loop().create_task(self._fail_over(now_ns, to=best, why=why))
 
     # -- timers, session output, sending ------------------------------------------------------
     def tick(self, now_ns: int) -> None:
-        """Called by the feed's timer every tick: heartbeats, liveness, due resyncs."""
+        """Called by the feed's timer every tick: heartbeats, liveness, due resyncs; lines."""
+        if self.lines is not None:
+            self._line_tick(now_ns)
         for lst in (self.listener, self.standby):
             if lst is not None and not lst.closed.is_set():
                 lst.session.on_timer(now_ns)
@@ -572,7 +808,10 @@ class ManagedConnection:
         from tickwire.net.http import get_json
 
         feed = self.feed
-        url = self.venue.rest_base(feed.endpoint_base(self.venue.name), feed.network_of(self.venue.name)) + req.path
+        base = feed.endpoint_base(self.venue.name)
+        if self.host is not None and self.lines is not None:
+            base = (self.host.base or None) if self.lines.custom else None  # REST follows a listed line
+        url = self.venue.rest_base(base, feed.network_of(self.venue.name)) + req.path
         body: Any = None
         error = ""
         try:

@@ -26,7 +26,6 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable, Iterable
-from urllib.parse import urlsplit
 
 from tickwire.book import Book
 from tickwire.model import Event
@@ -49,7 +48,7 @@ class FeedError(RuntimeError):
 
 @dataclass
 class FeedOptions:
-    endpoints: dict[str, str] = field(default_factory=dict)  # venue -> base URL override
+    endpoints: dict[str, Any] = field(default_factory=dict)  # venue -> base URL override, or a list: several lines
     network: str | dict[str, str] = "mainnet"                 # mainnet / testnet / demo, or per venue
     proxy: str | None = None                                  # http://, socks5:// ...
     verify_tls: bool = True
@@ -73,6 +72,9 @@ class FeedOptions:
     credentials: dict[str, Any] = field(default_factory=dict)          # venue -> credentials
     venue_options: dict[str, dict] = field(default_factory=dict)       # venue -> dialect extras
     limits: dict[str, dict[str, Any]] = field(default_factory=dict)    # venue -> Limits overrides (tests)
+    lines: bool = False              # use each venue's documented host list (see tickwire.net.lines)
+    redundancy: int = 1              # 2: a hot standby connection per shard on another line
+    line_policy: dict[str, Any] = field(default_factory=dict)          # LinePolicy overrides
 
     def __repr__(self) -> str:
         """Every option but the credentials' values (a dict form would show secrets in clear)."""
@@ -107,7 +109,9 @@ class Feed:
         self.push: Callable[[list[Event]], None] = self._queue.push
         """Called by connection readers: append events, never block (see :mod:`tickwire.net.queue`)."""
         self._closed = False
-        self._limiters: dict[tuple[str, str], Pacer] = {}
+        self._limiters: dict[str, Pacer] = {}
+        self._lines: dict[str, Any] = {}          # venue -> VenueLines (venues with several lines or redundancy)
+        self._redundant: Any = None               # tickwire.net.failover.Redundant (redundancy >= 2)
         self._ticker: asyncio.Task | None = None
         self._conn_seq = 0
         self._ssl: ssl.SSLContext | None = None
@@ -118,7 +122,45 @@ class Feed:
 
     # -- configuration used by connections ----------------------------------------------
     def endpoint_base(self, venue: str) -> str | None:
-        return self.options.endpoints.get(venue)
+        """The venue's base URL override (the first line when several are listed)."""
+        ep = self.options.endpoints.get(venue)
+        if isinstance(ep, (list, tuple)):
+            return ep[0] if ep else None
+        return ep
+
+    def hosts_of(self, venue: Venue) -> tuple[list[str], bool]:
+        """The venue's lines: the listed base URLs (True: the user's), else with ``lines`` on the
+        venue's documented hosts for the network (``Venue.hosts``), else ``[]`` (the venue's
+        own single endpoint, as always)."""
+        ep = self.options.endpoints.get(venue.name)
+        if isinstance(ep, (list, tuple)):
+            return [str(x).rstrip("/") for x in ep], True
+        if ep:
+            return [ep], True
+        if self.options.lines:
+            hosts = list(getattr(venue, "hosts", {}).get(self.network_of(venue.name), ()))
+            if len(hosts) > 1:
+                return hosts, False
+        return [], False
+
+    def venue_lines(self, venue: Venue) -> Any:
+        """The :class:`~tickwire.net.lines.VenueLines` of a venue with several lines (or with
+        redundancy), else None: single-line connections run exactly as they always did."""
+        if venue.name in self._lines:
+            return self._lines[venue.name]
+        from tickwire.net.lines import LinePolicy, VenueLines
+
+        hosts, custom = self.hosts_of(venue)
+        vl = None
+        if len(hosts) > 1 or self.options.redundancy > 1:
+            policy = LinePolicy(**self.options.line_policy)
+            vl = VenueLines(self, venue, hosts or [""], custom, policy)
+            if not hosts:  # the venue's own endpoint (base None): name it after the network's host
+                from tickwire.net.lines import host_name
+
+                vl.hosts[0].name = host_name(venue.networks.get(self.network_of(venue.name), "")) or venue.name
+        self._lines[venue.name] = vl
+        return vl
 
     def network_of(self, venue: str) -> str:
         net = self.options.network
@@ -147,7 +189,9 @@ class Feed:
         return self._ssl
 
     def connect_limiter(self, venue: Venue, url: str) -> Pacer:
-        key = (venue.name, urlsplit(url).netloc)
+        """New connections of a venue, paced under its rules: counted across every host (line)
+        of the venue, probes and hot standbys included (a venue counts its users, not its hosts)."""
+        key = venue.name
         lim = self._limiters.get(key)
         if lim is None:
             over = self.options.limits.get(venue.name, {})
@@ -214,11 +258,32 @@ class Feed:
         return self
 
     def _add_connection(self, venue: Venue, endpoint: str, subs: list[Subscription]) -> ManagedConnection:
+        """One shard: a connection, and with ``redundancy`` N its N - 1 hot standbys (same
+        streams, other lines; every message reaches the user once: :class:`Redundant`)."""
         self._conn_seq += 1
-        conn = ManagedConnection(self, venue, endpoint, subs, f"{venue.name}/{endpoint}#{self._conn_seq}")
-        self.connections.append(conn)
-        conn.start()
-        return conn
+        name = f"{venue.name}/{endpoint}#{self._conn_seq}"
+        lines = self.venue_lines(venue)
+        n = self.options.redundancy
+        if n <= 1:
+            conn = ManagedConnection(self, venue, endpoint, subs, name, lines=lines)
+            self.connections.append(conn)
+            conn.start()
+            return conn
+        if self._redundant is None:
+            from tickwire.net.failover import Redundant
+
+            self._redundant = Redundant(self.push)
+        group: list[ManagedConnection] = []
+        for i in range(n):
+            c = ManagedConnection(self, venue, endpoint, list(subs), name if i == 0 else f"{name}~{i}",
+                                  lines=lines, group=group)
+            c.push = self._redundant.port(c)
+            c.role = "primary" if i == 0 else "standby"
+            group.append(c)
+            self.connections.append(c)
+        for c in group:
+            c.start()
+        return group[0]
 
     def split_off(self, conn: ManagedConnection, subs: list[Subscription]) -> None:
         """Serve ``subs`` on a new connection of the same venue endpoint."""
@@ -231,6 +296,8 @@ class Feed:
             now = time.time_ns()
             for c in self.connections:
                 c.tick(now)
+            if self._redundant is not None:
+                self._redundant.tick(now)
 
     async def close(self) -> None:
         if self._closed:
@@ -239,6 +306,9 @@ class Feed:
         if self._ticker is not None:
             self._ticker.cancel()
         self._instruments.stop()
+        for vl in self._lines.values():
+            if vl is not None:
+                vl.stop()
         await asyncio.gather(*(c.stop() for c in self.connections), return_exceptions=True)
         if self.metrics is not None:
             await self.metrics.stop()
@@ -262,12 +332,13 @@ class Feed:
         for (vname, endpoint), subs in by_endpoint.items():
             venue = get_venue(vname)
             existing = [c for c in self.connections if c.venue is venue and c.endpoint == endpoint
-                        and c.fatal is None]
+                        and c.fatal is None and (c.group is None or c.group[0] is c)]
             if existing:
                 conn = existing[-1]
                 merged = venue.plan(list(conn.subs.values()) + subs)
                 if len(merged) == 1:
-                    conn.add(subs)
+                    for member in conn.group or [conn]:  # hot standbys carry the same streams
+                        member.add(subs)
                     continue
             for group in venue.plan(subs):
                 self._add_connection(venue, endpoint, group)
@@ -362,11 +433,18 @@ class Feed:
         return await self._instruments.wait(timeout_s)
 
     def books(self) -> dict[str, Book]:
-        """Every maintained book, by stream spec."""
+        """Every maintained book, by stream spec (with hot standbys: a valid one, the most
+        advanced)."""
         out: dict[str, Book] = {}
         for c in self.connections:
             if c.session is not None:
-                out.update(c.session.books())
+                if c.group is None:
+                    out.update(c.session.books())
+                    continue
+                for spec, b in c.session.books().items():
+                    have = out.get(spec)
+                    if have is None or (b.valid and (not have.valid or b.seq > have.seq)):
+                        out[spec] = b
         return out
 
     def stats(self) -> list[dict[str, Any]]:
@@ -375,20 +453,69 @@ class Feed:
         ``reconnects`` and ``reconnect_reasons`` (category -> count), ``failovers``, ``rtt_ms``
         (venue heartbeat round trip), ``frames`` and ``bytes`` received, ``connected``,
         ``fatal``, ``stuck`` (streams whose book is broken and not yet resynced). Feed-wide:
-        :meth:`pending`, :meth:`dropped`."""
+        :meth:`pending`, :meth:`dropped`.
+
+        Lines (:mod:`tickwire.net.lines`): ``host`` (the line in use, None on a single-line
+        venue), ``role`` ("primary", or "standby" for a hot standby), ``line_switches``, and the
+        line's ``rtt_p50_ms``/``rtt_p90_ms`` and ``lag_p50_ms``/``lag_p90_ms`` (exchange time to
+        receipt) over the line policy's window. Every line of every venue: :meth:`line_stats`."""
         out = []
+        now = time.time_ns()
         for c in self.connections:
             lst = c.listener
             frames, nbytes = c.traffic()
             stuck = c.session.broken() if c.session is not None else []
-            out.append({"conn": c.name, "venue": c.venue.name, "endpoint": c.endpoint,
-                        "socket": lst.name if lst is not None else None, "url": c.url,
-                        "streams": [s.spec for s in c.subs.values()], "reconnects": c.reconnects,
-                        "reconnect_reasons": dict(c.reconnect_reasons), "failovers": c.failovers,
-                        "rtt_ms": c.rtt_ms, "frames": frames, "bytes": nbytes,
-                        "connected": c.transport is not None and not c.transport.is_disconnected,
-                        "fatal": c.fatal.msg if c.fatal else None, "stuck": stuck})
+            row = {"conn": c.name, "venue": c.venue.name, "endpoint": c.endpoint,
+                   "socket": lst.name if lst is not None else None, "url": c.url,
+                   "streams": [s.spec for s in c.subs.values()], "reconnects": c.reconnects,
+                   "reconnect_reasons": dict(c.reconnect_reasons), "failovers": c.failovers,
+                   "rtt_ms": c.rtt_ms, "frames": frames, "bytes": nbytes,
+                   "connected": c.transport is not None and not c.transport.is_disconnected,
+                   "fatal": c.fatal.msg if c.fatal else None, "stuck": stuck,
+                   "host": None, "role": c.role, "line_switches": c.line_switches,
+                   "rtt_p50_ms": None, "rtt_p90_ms": None, "lag_p50_ms": None, "lag_p90_ms": None}
+            if c.host is not None and c.lines is not None:
+                h = c.host.summary(now, c.lines.policy.window_s)
+                row["host"] = h["host"]
+                for k in ("rtt_p50_ms", "rtt_p90_ms", "lag_p50_ms", "lag_p90_ms"):
+                    row[k] = h[k]
+            out.append(row)
         return out
+
+    def line_stats(self) -> list[dict[str, Any]]:
+        """Every line (host) of every venue that has several (or redundancy): ``venue``,
+        ``host``, ``base``, ``up``, ``in_use`` (connections streaming from it now), ``active``
+        (a primary streams from it), round trip ``rtt_p50_ms``/``rtt_p90_ms`` (venue heartbeat,
+        live and probes) and data lag ``lag_p50_ms``/``lag_p90_ms`` over the window,
+        ``connect_ms`` (last probe's handshake), ``probes``, ``probe_failures``,
+        ``switches_to``. Empty for single-line feeds."""
+        now = time.time_ns()
+        out = []
+        for vl in self._lines.values():
+            if vl is None:
+                continue
+            for h, row in zip(vl.hosts, vl.stats(now)):
+                live = [c for c in self.connections if c.host is h and c.transport is not None
+                        and not c.transport.is_disconnected]
+                row["in_use"] = len(live)
+                row["active"] = any(c.role == "primary" for c in live)
+                out.append(row)
+        return out
+
+    def line_switch_counts(self) -> dict[tuple[str, str], int]:
+        """(venue, why) -> line switches so far; why is "degraded" (a better line) or "dropped"."""
+        out: dict[tuple[str, str], int] = {}
+        for vl in self._lines.values():
+            if vl is not None:
+                for reason, n in vl.switches.items():
+                    out[(vl.venue.name, reason)] = n
+        return out
+
+    def redundancy_stats(self) -> dict[str, int] | None:
+        """With hot standbys: ``delivered`` events, ``duplicates`` dropped, status events of one
+        line ``covered`` by another (its Gaps and Resynced), ``rebased`` streams; else None."""
+        r = self._redundant
+        return None if r is None else r.stats()
 
 
 def validate(opts: FeedOptions, subs: list[Subscription]) -> None:
@@ -401,7 +528,8 @@ def validate(opts: FeedOptions, subs: list[Subscription]) -> None:
 
     known = venue_names()
     plain = {f.name: getattr(opts, f.name) for f in dataclasses.fields(FeedOptions)
-             if f.name not in ("timers", "limits", "venue_options", "credentials", "endpoints", "network", "headers")}
+             if f.name not in ("timers", "limits", "venue_options", "credentials", "endpoints", "network", "headers",
+                               "line_policy")}
     conv = check_fields("option", FeedOptions, plain)
     check_positive("option", conv)
     for k, v in conv.items():
@@ -428,6 +556,7 @@ def validate(opts: FeedOptions, subs: list[Subscription]) -> None:
         if not 0 <= opts.limits[venue].get("margin", 0) < 1:
             raise OptionError(f"bad limit for {venue} margin={opts.limits[venue]['margin']!r}: must be in [0, 1)")
     check_proxy(opts.proxy)
+    _check_lines(opts, subs)
     if opts.metrics_port is not None:
         if not 0 <= opts.metrics_port < 65536:
             raise OptionError(f"bad option metrics_port={opts.metrics_port!r}: a TCP port (0: any free one)")
@@ -450,6 +579,52 @@ def validate(opts: FeedOptions, subs: list[Subscription]) -> None:
         if name not in venue.networks and vname not in opts.endpoints:
             raise OptionError(f"{vname} has no {name!r} network; it has: {', '.join(venue.networks)} "
                               f"(or point it elsewhere with endpoints={{'{vname}': URL}} / --endpoint)")
+
+
+def _check_lines(opts: FeedOptions, subs: list[Subscription]) -> None:
+    """Several lines (``endpoints={"okx": [url1, url2]}``), ``lines``, ``redundancy`` and
+    ``line_policy``, checked up front; hot standbys must fit the venue's per-key connection
+    counts (each also needs room for a make-before-break switch)."""
+    from tickwire.net.lines import LinePolicy
+    from tickwire.options import OptionError, check_fields, check_positive
+
+    for venue, ep in opts.endpoints.items():
+        urls = list(ep) if isinstance(ep, (list, tuple)) else [ep]
+        if not urls or not all(isinstance(u, str) and u.startswith(("ws://", "wss://")) for u in urls):
+            raise OptionError(f"bad endpoints for {venue}: {ep!r}; a ws:// or wss:// base URL, or a list of them "
+                              f"(several lines: endpoints={{'{venue}': [URL1, URL2]}} / --endpoint {venue}=URL1,URL2)")
+        if len(set(urls)) != len(urls):
+            raise OptionError(f"bad endpoints for {venue}: {ep!r} lists a URL twice")
+    if not isinstance(opts.line_policy, dict):
+        raise OptionError(f"bad line_policy: expected a dict of name -> value, got {type(opts.line_policy).__name__}")
+    opts.line_policy = check_fields("line policy", LinePolicy, opts.line_policy)
+    check_positive("line policy", opts.line_policy)
+    if opts.line_policy.get("probe_pings", 1) < 1:
+        raise OptionError("bad line policy probe_pings=0: at least 1")
+    if not 1 <= opts.redundancy <= 4:
+        raise OptionError(f"bad option redundancy={opts.redundancy!r}: 1 (none) to 4 connections per shard")
+    if opts.redundancy > 1:
+        by_venue: dict[str, list[Subscription]] = {}
+        for s in subs:
+            by_venue.setdefault(s.venue, []).append(s)
+        for vname, vsubs in by_venue.items():
+            venue = get_venue(vname)
+            limit = getattr(venue, "max_conns_per_channel", None)
+            if not limit:
+                continue
+            per_channel: dict[str, int] = {}
+            by_ep: dict[str, list[Subscription]] = {}
+            for s in vsubs:
+                by_ep.setdefault(s.endpoint, []).append(s)
+            for group_subs in by_ep.values():
+                for group in venue.plan(group_subs):
+                    for ch in {s.channel for s in group if s.needs_auth and s.endpoint != "public"}:
+                        per_channel[ch] = per_channel.get(ch, 0) + 1
+            for ch, n in per_channel.items():
+                if n * opts.redundancy * 2 > limit:
+                    raise OptionError(f"redundancy={opts.redundancy}: {n * opts.redundancy} connections would carry "
+                                      f"{vname} channel {ch!r} ({n * opts.redundancy * 2} during a switch); the venue "
+                                      f"allows {limit} per API key")
 
 
 class stream:

@@ -149,6 +149,22 @@ class Dashboard:
     def gaps(self) -> int:
         return self.status.get("Gap", 0)
 
+    def lines_text(self) -> str:
+        """The lines (hosts) of venues that have several: ``okx: ws.okx.com* 12/15 ms, wsaws.okx.com
+        40/44 ms`` (heartbeat round trip p50/p90; * streams from it, (down) does not answer); ""
+        when no venue has several."""
+        try:
+            rows = self.feed.line_stats() if self.feed is not None and hasattr(self.feed, "line_stats") else []
+        except Exception:
+            return ""
+        per: dict[str, list[str]] = {}
+        for r in rows:
+            p50, p90 = r["rtt_p50_ms"], r["rtt_p90_ms"]
+            rtt = "-" if p50 is None else f"{p50:.0f}/{p90:.0f} ms"
+            mark = "*" if r.get("active") else ""
+            per.setdefault(r["venue"], []).append(f"{r['host']}{mark} {rtt}" + ("" if r["up"] else " (down)"))
+        return "; ".join(f"{v}: {', '.join(hosts)}" for v, hosts in per.items())
+
     def p50_ms(self) -> float | None:
         lat = [x for st in self.streams.values() for x in st.lat]
         if not lat:
@@ -164,6 +180,9 @@ class Dashboard:
         text = (f"{time.monotonic() - self.started:5.1f}s  {self.events:,} events ({self._rate_total:,.0f}/s) on "
                 f"{active}/{len(self.streams)} streams; reconnects {self.reconnects}; gaps {self.gaps}; "
                 f"p50 exch->recv {'-' if p50 is None else f'{p50:.1f} ms'}")
+        lines = self.lines_text()
+        if lines:
+            text += f"; lines {lines}"
         return text + (f"; {extra}" if extra else "")
 
     LEGEND = ("events: normalized events (one book update is one event but many level rows in the dataset); "
@@ -184,6 +203,9 @@ class Dashboard:
         spec_w = max(16, min(36, (width or 200) - 53)) if narrow else 36
         if narrow:
             caption = (f"reconnects {self.reconnects}, gaps {self.gaps}" + (f"  |  {caption}" if caption else ""))
+        lines = self.lines_text()
+        if lines:  # several hosts per venue: round trip p50/p90 per line, * = streaming from it
+            caption = (caption + "\n" if caption else "") + f"lines (rtt p50/p90): {lines}"
         if legend:
             caption = (caption + "\n" if caption else "") + self.LEGEND
         t = Table(title=self.title, caption=caption or None, box=box.SIMPLE_HEAD, expand=False,

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from tickwire.venues.bge.session import BGESession
 
 NETWORKS = {"mainnet": "wss://ws.bg.exchange"}  # no testnet is documented (§1)
+HOSTS: dict[str, tuple[str, ...]] = {}          # lines: one documented host (list several with endpoints=)
 PATH = "/v2/ws"                                  # public and private V2 channels share it (§1)
 PUBLIC, PRIVATE = "public", "private"
 
@@ -61,6 +62,7 @@ class BGE(Venue):
     markets = ("spot",)
     default_market = "spot"
     networks = NETWORKS
+    hosts = HOSTS
     # §3: at most 50 messages per second per connection, or the venue closes it; pongs are
     # messages too (unclear in the docs, so we count them: the engine keeps 20% for them).
     # New-connection rates are not documented: the generic default applies.

@@ -41,6 +41,11 @@ NETWORKS = {
     # Demo trading serves private streams only; its public data is mainnet's (bybit.md §1.4).
     "demo": "wss://stream.bybit.com",
 }
+# Lines (tickwire.net.lines, ``lines=True`` / ``--lines``): hosts that serve the same data, per network,
+# public and private paths alike. stream.bybit.com [DOC]; stream.bytick.com [SDK: pybit's DOMAIN_ALT,
+# bybit.md §1.5] — documented, not probed from here. Regional hosts (stream.bybit.tr, .kz, .id...)
+# serve other entities' accounts and are not alternatives. Testnet and demo: one host each.
+HOSTS = {"mainnet": ("wss://stream.bybit.com", "wss://stream.bytick.com")}
 PRIVATE_NETWORKS = {  # /v5/private (bybit.md §1.2, §1.4)
     "mainnet": "wss://stream.bybit.com",
     "testnet": "wss://stream-testnet.bybit.com",
@@ -111,6 +116,7 @@ class Bybit(Venue):
     markets = MARKETS
     default_market = "linear"
     networks = NETWORKS
+    hosts = HOSTS
     # bybit.md §5: under 500 new connections per 5 minutes per host; we stay a little below.
     limits = Limits(connect_rates=((450, 300.0),))
 

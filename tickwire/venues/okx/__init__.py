@@ -29,6 +29,11 @@ NETWORKS = {
     "us": "wss://wsus.okx.com",
     "us-demo": "wss://wsuspap.okx.com",
 }
+# Lines (tickwire.net.lines, ``lines=True`` / ``--lines``): hosts that serve the same data, per network.
+# ws.okx.com [DOC]; wsaws.okx.com (AWS) [DOC: older OKX help article; CODE: python-okx examples, OKX's
+# Java/Go SDK constants, ccxt comment] — documented, not probed from here (okx.md §1.1). Other networks
+# have one documented host each.
+HOSTS = {"mainnet": ("wss://ws.okx.com", "wss://wsaws.okx.com")}
 REST = {"mainnet": "https://www.okx.com", "demo": "https://www.okx.com", "aws": "https://aws.okx.com",
         "eea": "https://eea.okx.com", "us": "https://us.okx.com"}
 
@@ -82,6 +87,8 @@ class OKX(GatewayVenue):
     markets = ("", "spot", "swap", "futures", "option", "margin")
     default_market = ""
     networks = NETWORKS
+    hosts = HOSTS
+    max_conns_per_channel = 30  # private channels: connections per channel per sub-account (okx.md §1.3)
 
     def parse(self, market: str, channel: str, symbol: str, spec: str) -> Subscription:
         if market not in self.markets:

@@ -46,6 +46,7 @@ class OKXDex(GatewayVenue):
     name = "okxdex"
     markets = ("",)
     networks = NETWORKS
+    max_conns_per_channel = MAX_CONN_PER_CHANNEL  # per API key, every host counted (hot standbys too)
     ws_version = "v6"  # venue_options={"okxdex": {"path": "v5"}} selects the older /ws/v5/dex
 
     def parse(self, market: str, channel: str, symbol: str, spec: str) -> Subscription:
