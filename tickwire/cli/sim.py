@@ -30,13 +30,19 @@ def sim(
         help="Serve wss:// and https:// with a certificate made at start; the CA bundle's path is on the "
              "ready line (tls.ca_file): SSL_CERT_FILE=<it> for clients that read it."),
     tls_dir: str = typer.Option(None, "--tls-dir", help="With --tls: write the CA bundle (ca.pem) into this folder."),
+    control_port: int = typer.Option(
+        None, "--control-port",
+        help="Serve the ground truth (books at each sequence, trades sent, faults injected, limits enforced) "
+             "and fault injection as JSON over HTTP on this port (0 = a free one); its URL is 'control' on the "
+             "ready line."),
 ) -> None:
     """Run a local server that speaks the venues' protocols; prints its endpoints as one JSON line."""
     from tickwire.sim import Simulator
 
     async def main() -> None:
         server = Simulator(venues=parse_list(venues), host=host, port=port, seed=seed, faults=list(fault),
-                           options=parse_venue_options(option), tls=tls or bool(tls_dir), tls_dir=tls_dir)
+                           options=parse_venue_options(option), tls=tls or bool(tls_dir), tls_dir=tls_dir,
+                           control_port=control_port)
         await server.start()
         sys.stdout.write(server.ready_line() + "\n")
         sys.stdout.flush()

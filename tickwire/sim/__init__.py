@@ -80,7 +80,9 @@ class Simulator(ServerGroup):
     ``options`` maps a venue name to its options (``{"okx": {"latency_ms": 30, "jitter_ms": 10}}``).
     With ``port=N`` and several venues, venue ``i`` listens on ``N+i``; ``port=0`` picks free
     ports. ``tls=True`` serves ``wss://``/``https://`` with a certificate made at start; the CA
-    bundle is :attr:`ca_file` (``tls_dir`` chooses where it is written).
+    bundle is :attr:`ca_file` (``tls_dir`` chooses where it is written). ``control_port=0``
+    serves each venue's ground truth (``sim.venue(v).truth``) as JSON on a port of its own,
+    :attr:`control_url` (see :mod:`tickwire.sim.framework.control`).
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class Simulator(ServerGroup):
         options: Mapping[str, Mapping[str, Any]] | None = None,
         tls: bool = False,
         tls_dir: str | None = None,
+        control_port: int | None = None,
     ):
         if isinstance(venues, str):
             venues = [venues]
@@ -126,6 +129,7 @@ class Simulator(ServerGroup):
         self.seed = seed
         self.tls = tls
         self.tls_dir = tls_dir
+        self.control_port = control_port
         self.venues: dict[str, VenueSim] = {
             v: VENUE_SIMS[v](seed=seed, options=options.get(v), faults=per_venue[v]) for v in venues
         }

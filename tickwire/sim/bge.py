@@ -30,7 +30,7 @@ What it does, per the notes:
   same value (the same bytes) on each;
 * a deterministic synthetic market over a configurable product universe (320 by default);
 * faults: the generic ones plus ``skip-seq``, ``skip-seq-every``, ``dup-seq``, ``reorder-seq``,
-  ``no-ping``, ``ignore-pong``, ``sub-fail``.
+  ``no-ping``, ``ignore-pong``, ``sub-fail``, ``rate-close``.
 
 Behaviour the notes mark UNVERIFIED is an option of :class:`BgeOptions`; message texts the
 docs do not give are marked "invented" below.
@@ -146,6 +146,8 @@ BGE_FAULTS.update(
                       "ignore client pongs until 'clear' (connections hit the pong deadline and are closed)"),
             FaultSpec("sub-fail", "count",
                       "answer the next N sub requests with the docs' code 500 status FAIL ack (default 1)", 1),
+            FaultSpec("rate-close", "none", "close every connection now as the message-rate rule does "
+                                            "(rate_close_code, 'too many messages')", needs_subscribers=True),
         )
     }
 )
@@ -381,9 +383,10 @@ class BgeStream(Stream):
         self.bsim = sim
         self.product = product
         self.pushes = 0
-        self.skip_pending = False
-        self.dup_pending = False
-        self.reorder_pending = False
+        # faults due on the next push: (fault kind, the injection that asked for it)
+        self.skip_pending: tuple[str, int | None] | None = None
+        self.dup_pending: tuple[str, int | None] | None = None
+        self.reorder_pending: tuple[str, int | None] | None = None
         self.held: bytes | None = None
 
     def publish(self, data: bytes) -> int:
@@ -406,35 +409,46 @@ class BgeStream(Stream):
         sim.stats.frames_sent += n
         return n
 
-    def emit(self, data: bytes) -> None:
-        """Publish one push, applying the seq faults."""
+    def emit(self, data: bytes, seq: int | None = None) -> int:
+        """Publish one push (``seq``: its seq_id), applying the seq faults; returns to how many
+        connections it was written."""
         self.pushes += 1
         if not self.seq_faults:
-            self.publish(data)
-            return
+            return self.publish(data)
         sim = self.bsim
+        truth = sim.truth
         every = sim._skip_every
-        if self.skip_pending or (every > 0 and self.pushes % every == 0):
-            self.skip_pending = False
+        pending, self.skip_pending = self.skip_pending, None
+        if pending is not None or (every > 0 and self.pushes % every == 0):
+            kind, cause = pending if pending is not None else ("skip-seq-every", sim._skip_every_cause)
             sim.counters["seq_skipped"] += 1
-            return
-        if self.reorder_pending:
-            self.reorder_pending = False
+            truth.fault(kind, stream=self.topic, seqs=() if seq is None else (seq,), detail="push withheld",
+                        cause=cause)
+            return 0
+        if self.reorder_pending is not None:
+            kind, cause = self.reorder_pending
+            self.reorder_pending = None
             self.held = data
-            return
-        self.publish(data)
+            truth.fault(kind, stream=self.topic, seqs=() if seq is None else (seq,),
+                        detail="push held back, sent after the next one", cause=cause)
+            return 0
+        n = self.publish(data)
         if self.held is not None:
             held, self.held = self.held, None
             sim.counters["seq_reordered"] += 1
             self.publish(held)
-        if self.dup_pending:
-            self.dup_pending = False
+        if self.dup_pending is not None:
+            kind, cause = self.dup_pending
+            self.dup_pending = None
             sim.counters["seq_duplicated"] += 1
+            truth.fault(kind, stream=self.topic, seqs=() if seq is None else (seq,), detail="push sent twice",
+                        cause=cause)
             self.publish(data)
+        return n
 
     def deactivate(self) -> None:
         self.held = None
-        self.skip_pending = self.dup_pending = self.reorder_pending = False
+        self.skip_pending = self.dup_pending = self.reorder_pending = None
 
 
 class CandleStream(BgeStream):
@@ -507,12 +521,14 @@ class FillsStream(BgeStream):
         fp, fq = m.spec.fp, m.spec.fq
         cap = max(1, self.bsim.opts.max_fills_per_push)
         base = self.id_base
+        truth = self.bsim.truth
         for i in range(0, len(trades), cap):
             chunk = trades[i : i + cap]
             items = [{"vol": fq(t.size), "ts": t.ts_ms, "price": fp(t.price), "direction": t.side.lower(),
                       "id": (base + t.no) * 1000} for t in chunk]
-            self.emit(_encode({"id": str(base + chunk[0].no), "biz": "market", "type": "fills", "data": items,
-                               "product": self.product}))
+            n = self.emit(_encode({"id": str(base + chunk[0].no), "biz": "market", "type": "fills", "data": items,
+                                   "product": self.product}))
+            truth.trades_sent(self.topic, [(str(x["id"]), x["price"], x["vol"], x["direction"]) for x in items], n)
 
 
 def _levels(side: Any, n: int, spec: SymbolSpec, decimals: int | None) -> list[list[str]]:
@@ -564,9 +580,11 @@ class BookStream(BgeStream):
 
     def tick(self) -> None:
         bids, asks = self.book()
+        seq = self.bsim.next_seq()
+        self.bsim.truth.book_snapshot(self.topic, seq, bids, asks)  # the venue's book at seq, sent or not
         self.emit(_encode({"id": str(now_ms() // 1000), "biz": "market", "type": "orderbook",
-                           "data": {"seq_id": self.bsim.next_seq(), "bids": bids, "asks": asks},
-                           "product": self.product, "interval": self.gear}))
+                           "data": {"seq_id": seq, "bids": bids, "asks": asks},
+                           "product": self.product, "interval": self.gear}), seq)
 
 
 class Percent10Stream(BgeStream):
@@ -591,8 +609,9 @@ class Percent10Stream(BgeStream):
     def tick(self) -> None:
         bids, asks = self.book()
         seq = self.bsim.next_seq()
+        self.bsim.truth.book_snapshot(self.topic, seq, bids, asks)
         self.emit(_encode({"id": str(now_ms() // 1000), "biz": "market", "seq_id": seq, "type": "percent10",
-                           "data": {"bids": bids, "asks": asks, "seq_id": seq}, "product": self.product}))
+                           "data": {"bids": bids, "asks": asks, "seq_id": seq}, "product": self.product}), seq)
 
 
 class TickerStream(BgeStream):
@@ -901,9 +920,12 @@ class BgeSim(VenueSim):
         self._ticker_count: dict[str, int] = {}
         self._seq = o.seq_start if o.seq_start is not None else self.rng.randint(100_000_000, 200_000_000)
         self._skip_every = 0
+        self._skip_every_cause: int | None = None
         self._no_ping = False
         self._ignore_pong = False
+        self._ignore_pong_cause: int | None = None
         self._sub_fail = 0
+        self._sub_fail_cause: int | None = None
         self.counters: Counter[str] = Counter()
         """BGE counters: pings_sent, pongs, pongs_unmatched, rate_closes, pong_timeouts,
         nosub_closes, nodata_closes, seq_skipped, seq_duplicated, seq_reordered, sub_failed."""
@@ -1144,7 +1166,8 @@ class BgeSim(VenueSim):
         self.stats.frames_sent += 1
         self.counters["pings_sent"] += 1
 
-    def _close(self, conn: BgeConnection, code: int, reason: str, counter: str, idle: bool = True) -> None:
+    def _close(self, conn: BgeConnection, code: int, reason: str, counter: str, idle: bool = True,
+               fault: str = "") -> None:
         if conn.closing:
             return
         conn.closing = True
@@ -1152,6 +1175,11 @@ class BgeSim(VenueSim):
         self.counters[counter] += 1
         if idle:
             self.stats.idle_closes += 1
+        if fault:
+            self.truth.fault(fault, conns=(conn.id,), detail=f"closed: {reason} ({code or 'TCP drop'})",
+                             cause=self._ignore_pong_cause if fault == "ignore-pong" else None)
+        else:
+            self.truth.limit(counter.rstrip("s").replace("_", "-"), conn.id, f"{reason} ({code or 'TCP drop'})")
         if code:
             conn.close(WSCloseCode(code), reason.encode())
         else:
@@ -1165,7 +1193,8 @@ class BgeSim(VenueSim):
             if c.closing or c.stalled:
                 continue
             if o.pong_timeout_s > 0 and c.pending_pings and now - c.pending_pings[0][1] >= o.pong_timeout_s:
-                self._close(c, o.idle_close_code, "pong timeout", "pong_timeouts")
+                self._close(c, o.idle_close_code, "pong timeout", "pong_timeouts",
+                            fault="ignore-pong" if self._ignore_pong else "")
             elif c.first_sub_at is None:
                 if o.subscribe_timeout_s > 0 and now - c.opened_at >= o.subscribe_timeout_s:
                     self._close(c, o.idle_close_code, "no subscription", "nosub_closes")
@@ -1318,6 +1347,9 @@ class BgeSim(VenueSim):
         if event == "sub" and self._sub_fail > 0:
             self._sub_fail -= 1
             self.counters["sub_failed"] += 1
+            topic = f"market.{typ}.{canon}" + (f".{interval}" if interval is not None else "")
+            self.truth.fault("sub-fail", stream=topic, conns=(conn.id,), detail="sub answered 500 FAIL",
+                             cause=self._sub_fail_cause)
             self._log(conn, event, False)
             self._send(conn, {"biz": biz, "type": typ, "product": sent, "ts": now_ms(), "code": 500,
                               "status": "FAIL", "event": "sub"}, error=True)
@@ -1426,30 +1458,40 @@ class BgeSim(VenueSim):
 
     def apply_venue_fault(self, f: Fault) -> bool:
         name, value = f.name, f.value
+        conns = [c.id for c in self.connections]
         if name == "skip-seq":
-            self._mark("skip_pending")
+            self._mark("skip_pending", name)
         elif name == "skip-seq-every":
             if isinstance(value, int):
                 self._skip_every = value
+                self._skip_every_cause = self.truth.cause
             else:
-                self.every(float(value), lambda: self._mark("skip_pending"), fault=True)  # type: ignore[arg-type]
+                self.every(float(value), lambda: self._mark("skip_pending", "skip-seq-every"), fault=True)  # type: ignore[arg-type]
         elif name == "dup-seq":
-            self._mark("dup_pending")
+            self._mark("dup_pending", name)
         elif name == "reorder-seq":
-            self._mark("reorder_pending")
+            self._mark("reorder_pending", name)
         elif name == "no-ping":
             self._no_ping = True
+            self.truth.fault(name, conns=conns, detail="server pings stopped until 'clear'")
         elif name == "ignore-pong":
             self._ignore_pong = True
+            self._ignore_pong_cause = self.truth.cause  # each pong-timeout close it causes is logged
         elif name == "sub-fail":
             self._sub_fail += int(value or 1)
+            self._sub_fail_cause = self.truth.cause
+        elif name == "rate-close":
+            o = self.opts
+            for c in list(self.connections):
+                assert isinstance(c, BgeConnection)
+                self._close(c, o.rate_close_code, "too many messages", "rate_closes", idle=False, fault=name)
         else:
             return False
         return True
 
-    def _mark(self, flag: str) -> None:
+    def _mark(self, flag: str, kind: str) -> None:
         for s in self.seq_streams():
-            setattr(s, flag, True)
+            setattr(s, flag, (kind, self.truth.cause))
 
     def clear_faults(self) -> None:
         super().clear_faults()
@@ -1458,7 +1500,7 @@ class BgeSim(VenueSim):
         self._ignore_pong = False
         self._sub_fail = 0
         for s in self._streams.values():
-            s.skip_pending = s.dup_pending = s.reorder_pending = False
+            s.skip_pending = s.dup_pending = s.reorder_pending = None
 
     def malformed_frame(self) -> bytes:
         return b'{"id":"1689143926","biz":"market","type":"orderbook","data":{"seq_id":'

@@ -341,7 +341,8 @@ class BookStream(Stream):
         self.cts = market.last_step_ms
         self.seen_version = -1
         self.deltas = 0
-        self.skip_pending = False
+        self.skip_pending: tuple[str, int | None] | None = None  # (fault kind, its injection) when due
+        self.tname = f"{category}:{topic}"  # the stream's name in sim.truth
         self.started = False
         self._snap: bytes | None = None
 
@@ -363,6 +364,14 @@ class BookStream(Stream):
         if self.started:
             self.u += 1  # the venue's u kept moving while nobody here listened
         self.started = True
+        self._truth_snapshot()
+
+    def _truth_snapshot(self) -> None:
+        truth = self.bsim.truth
+        if truth.enabled:
+            fp, fq = self.spec.fp, self.spec.fq
+            truth.book_snapshot(self.tname, self.u, [(fp(p), fq(q)) for p, q in self.vb.items()],
+                                [(fp(p), fq(q)) for p, q in self.va.items()])
 
     def snapshot_bytes(self) -> bytes:
         if self._snap is None:
@@ -387,11 +396,13 @@ class BookStream(Stream):
         if conn.send(self.snapshot_bytes()):
             self.bsim.stats.frames_sent += 1
 
-    def restart(self) -> None:
+    def restart(self, kind: str = "restart-snapshot") -> None:
         """Fault ``restart-snapshot``: a ``u=1`` snapshot, then deltas continue from 1."""
         self._sync()
         self.resync()
-        self.u = 1
+        old, self.u = self.u, 1
+        self.bsim.truth.fault(kind, stream=self.tname, seqs=(old, 1), detail=f"u {old} -> 1 (a new snapshot)")
+        self._truth_snapshot()
         self.publish(self.snapshot_bytes())
 
     def tick(self) -> None:
@@ -406,8 +417,9 @@ class BookStream(Stream):
             return
         self.deltas += 1
         every = self.bsim._skip_every
-        skip = self.skip_pending or (every > 0 and self.deltas % every == 0)
-        self.skip_pending = False
+        pending = self.skip_pending
+        skip = pending is not None or (every > 0 and self.deltas % every == 0)
+        self.skip_pending = None
         self.u += 2 if skip else 1
         self.seq = m.seq
         self.cts = m.last_step_ms
@@ -420,6 +432,12 @@ class BookStream(Stream):
             "u": self.u,
             "seq": self.seq,
         }
+        truth = self.bsim.truth
+        if skip:
+            kind, cause = pending if pending is not None else ("skip-u-every", self.bsim._skip_every_cause)
+            truth.fault(kind, stream=self.tname, seqs=(self.u - 1,), detail=f"u {self.u - 2} -> {self.u}",
+                        cause=cause)
+        truth.book_delta(self.tname, self.u, data["b"], data["a"])
         self.publish(self._frame("delta", data))
 
 
@@ -454,6 +472,7 @@ class L1BookStream(BookStream):
                 self.cts = m.last_step_ms
                 self._snap = None
                 self.last_sent = now
+                self._truth_snapshot()
                 self.publish(self.snapshot_bytes())
                 return
         if now - self.last_sent >= self.bsim.opts.l1_repeat_s / self.bsim.opts.speed:
@@ -471,6 +490,7 @@ class TradeStream(Stream):
         self.category = category
         self.markets = markets
         self.n = 0
+        self.tname = f"{category}:{topic}"  # the stream's name in sim.truth
 
     def activate(self) -> None:
         for m in self.markets:
@@ -523,7 +543,8 @@ class TradeStream(Stream):
                          "type": "snapshot"}
             else:
                 frame = {"topic": self.topic, "type": "snapshot", "ts": ts, "data": chunk}
-            self.publish(_encode(frame))
+            n = self.publish(_encode(frame))
+            self.bsim.truth.trades_sent(self.tname, [(x["i"], x["p"], x["v"], x["S"]) for x in chunk], n)
 
 
 class TickerStream(Stream):
@@ -818,6 +839,7 @@ class BybitSim(VenueSim):
         self._streams: dict[tuple[str, str], Stream] = {}
         self.accounts: dict[str, BybitAccount] = {}
         self._skip_every = 0
+        self._skip_every_cause: int | None = None
         self._symbols: dict[str, frozenset[str]] = {c: frozenset(self.opts.symbols.get(c, ())) for c in PUBLIC}
         self._option_bases = frozenset(s.split("-")[0] for s in self._symbols["option"])
         self._depths: dict[str, frozenset[int]] = {}
@@ -1033,16 +1055,16 @@ class BybitSim(VenueSim):
             if cat == "private":
                 continue
             if not c.topics and now - c.last_rx >= o.public_idle_close_s:
-                self._idle_drop(c)
+                self._idle_drop(c, f"no subscription and silent for {o.public_idle_close_s:g}s")
             elif cat == "option" and now - c.last_ping >= o.option_ping_timeout_s:
-                self._idle_drop(c)
+                self._idle_drop(c, f"option: no JSON ping for {o.option_ping_timeout_s:g}s")
             else:
                 last = c.last_ping
                 for s in c.topics.values():
                     if s is not None and s.last_push > last:
                         last = s.last_push
                 if now - max(last, c.opened_at) >= o.public_inactive_close_s:
-                    self._idle_drop(c)
+                    self._idle_drop(c, f"no ping and no data for {o.public_inactive_close_s:g}s")
 
     def _sweep_private(self) -> None:
         """``max_active_time``: no ping and no data pushed for that long closes the connection."""
@@ -1054,10 +1076,11 @@ class BybitSim(VenueSim):
                     if s is not None and s.last_push > last:
                         last = s.last_push
                 if now - last >= c.max_active_s:
-                    self._idle_drop(c)
+                    self._idle_drop(c, f"max_active_time {c.max_active_s:g}s")
 
-    def _idle_drop(self, c: SimConnection) -> None:
+    def _idle_drop(self, c: SimConnection, why: str = "") -> None:
         self.stats.idle_closes += 1
+        self.truth.limit("idle", c.id, why)
         c.drop()
 
     # -- frames -------------------------------------------------------------------------------
@@ -1384,12 +1407,13 @@ class BybitSim(VenueSim):
         elif name == "skip-u-every":
             if isinstance(value, int):
                 self._skip_every = value
+                self._skip_every_cause = self.truth.cause
             else:
-                self.every(float(value), self._mark_skip, fault=True)  # type: ignore[arg-type]
+                self.every(float(value), lambda: self._mark_skip("skip-u-every"), fault=True)  # type: ignore[arg-type]
         elif name == "restart-snapshot":
             self._restart_books()
         elif name == "restart-snapshot-every":
-            self.every(float(value), self._restart_books, fault=True)  # type: ignore[arg-type]
+            self.every(float(value), lambda: self._restart_books("restart-snapshot-every"), fault=True)  # type: ignore[arg-type]
         else:
             return False
         return True
@@ -1398,14 +1422,14 @@ class BybitSim(VenueSim):
         super().clear_faults()
         self._skip_every = 0
         for s in self.book_streams():
-            s.skip_pending = False
+            s.skip_pending = None
 
-    def _mark_skip(self) -> None:
+    def _mark_skip(self, kind: str = "skip-u") -> None:
         for s in self.book_streams():
             if s.depth > 1 and s.subs:
-                s.skip_pending = True
+                s.skip_pending = (kind, self.truth.cause)
 
-    def _restart_books(self) -> None:
+    def _restart_books(self, kind: str = "restart-snapshot") -> None:
         for s in self.book_streams():
             if s.subs:
-                s.restart()
+                s.restart(kind)

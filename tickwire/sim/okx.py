@@ -85,6 +85,10 @@ OKX_FAULTS.update(
             FaultSpec("reset-seq-every", "duration", "reset-seq periodically"),
             FaultSpec("bad-checksum", "none", "the next delta of each book channel carries a wrong, non-zero "
                                               "checksum", needs_subscribers=True),
+            FaultSpec("dup-seq", "none", "each active book delta channel sends its next delta twice (same bytes)",
+                      needs_subscribers=True),
+            FaultSpec("reorder-seq", "none", "each active book delta channel sends its next two deltas in reverse "
+                                             "order", needs_subscribers=True),
         )
     }
 )
@@ -335,8 +339,12 @@ class BookDeltaChannel(OkxStream):
         self.epoch = 0
         self.last_pub = 0.0
         self.deltas = 0
-        self.skip_pending = False
-        self.bad_checksum_pending = False
+        # faults due on the next delta: (fault kind, the injection that asked for it)
+        self.skip_pending: tuple[str, int | None] | None = None
+        self.bad_checksum_pending: tuple[str, int | None] | None = None
+        self.dup_pending: tuple[str, int | None] | None = None
+        self.reorder_pending: tuple[str, int | None] | None = None
+        self.held: bytes | None = None
         self._snap: bytes | None = None
 
     def activate(self) -> None:
@@ -353,10 +361,17 @@ class BookDeltaChannel(OkxStream):
         self.epoch = eng.epoch
         self.last_pub = time.monotonic()
         self._snap = None
+        self.held = None
         eng.listeners[self] = None
+        truth = self.osim.truth
+        if truth.enabled:
+            fp, fq = self.inst.fp, self.inst.fq
+            truth.book_snapshot(self.topic, self.last_seq, [(fp(p), fq(q)) for p, q in self.vb.items()],
+                                [(fp(p), fq(q)) for p, q in self.va.items()])
 
     def deactivate(self) -> None:
         self.inst.engine.listeners.pop(self, None)
+        self.held = None
 
     def touch(self, cb: list[tuple[int, int]], ca: list[tuple[int, int]]) -> None:
         tb, ta = self.tb, self.ta
@@ -438,20 +453,40 @@ class BookDeltaChannel(OkxStream):
         o = self.osim.opts
         if (cb or ca) and o.unknown_delete_prob > 0 and self.rng.random() < o.unknown_delete_prob:
             self._unknown_delete(cb, ca)
-        every = self.osim._skip_every
-        skip = self.skip_pending or (every > 0 and self.deltas % every == 0)
-        self.skip_pending = False
-        if skip:
-            return
         inst = self.inst
-        cs = self.checksum()
-        if self.bad_checksum_pending:
-            self.bad_checksum_pending = False
-            cs = (cs ^ 0x2F3A5C) or 1
         asks = [inst.level(p, s) for p, s in ca]
         bids = [inst.level(p, s) for p, s in cb]
+        truth = self.osim.truth
+        truth.book_delta(self.topic, seq, bids, asks)  # the venue's book moved, sent or not
+        every = self.osim._skip_every
+        pending, self.skip_pending = self.skip_pending, None
+        if pending is not None or (every > 0 and self.deltas % every == 0):
+            kind, cause = pending if pending is not None else ("skip-seq-every", self.osim._skip_every_cause)
+            truth.fault(kind, stream=self.topic, seqs=(seq,), detail=f"delta {prev} -> {seq} withheld", cause=cause)
+            return
+        cs = self.checksum()
+        if self.bad_checksum_pending is not None:
+            kind, cause = self.bad_checksum_pending
+            self.bad_checksum_pending = None
+            good, cs = cs, (cs ^ 0x2F3A5C) or 1
+            truth.fault(kind, stream=self.topic, seqs=(seq,), detail=f"checksum {cs} instead of {good}", cause=cause)
         self.last_pub = now
-        self.publish(self.frame([self._data(asks, bids, prev, seq, cs)], action="update"))
+        data = self.frame([self._data(asks, bids, prev, seq, cs)], action="update")
+        if self.reorder_pending is not None:
+            kind, cause = self.reorder_pending
+            self.reorder_pending = None
+            self.held = data
+            truth.fault(kind, stream=self.topic, seqs=(seq,), detail=f"delta {prev} -> {seq} held back", cause=cause)
+            return
+        self.publish(data)
+        if self.held is not None:
+            held, self.held = self.held, None
+            self.publish(held)
+        if self.dup_pending is not None:
+            kind, cause = self.dup_pending
+            self.dup_pending = None
+            truth.fault(kind, stream=self.topic, seqs=(seq,), detail=f"delta {prev} -> {seq} sent twice", cause=cause)
+            self.publish(data)
 
     def _unknown_delete(self, cb: list[tuple[int, int]], ca: list[tuple[int, int]]) -> None:
         """Append a delete of a level beyond the published depth (never held by a client)."""
@@ -510,6 +545,15 @@ class BookSnapChannel(OkxStream):
         self.seq = eng.seq
         self._frame = None
         self.last_pub = time.monotonic()
+        self._truth()
+
+    def _truth(self) -> None:
+        truth = self.osim.truth
+        if truth.enabled and self.top is not None:
+            fp, fq = self.inst.fp, self.inst.fq
+            bids, asks = self.top
+            truth.book_snapshot(self.topic, self.seq, [(fp(p), fq(q)) for p, q in bids],
+                                [(fp(p), fq(q)) for p, q in asks])
 
     def on_subscribe(self, conn: SimConnection) -> None:
         if self._frame is None:
@@ -524,6 +568,7 @@ class BookSnapChannel(OkxStream):
         if top != self.top or eng.seq < self.seq:
             self.top = top
             self.seq = eng.seq
+            self._truth()
         elif now - self.last_pub < self.osim.opts.keepalive_s:
             return
         self._frame = self._build()  # a change, or the keepalive re-send (same seqId, fresh ts)
@@ -566,11 +611,13 @@ class TradesChannel(OkxStream):
         inst = self.inst
         iid = inst.inst_id
         base = inst.trade_id_base
+        truth = self.osim.truth
         if self.all:
             for t, _ in buf:
-                self.publish(self.frame([{"instId": iid, "tradeId": str(base + t.no), "px": inst.fp(t.price),
-                                          "sz": inst.fq(t.size), "side": t.side.lower(), "source": "0",
-                                          "ts": str(t.ts_ms)}]))
+                item = {"instId": iid, "tradeId": str(base + t.no), "px": inst.fp(t.price), "sz": inst.fq(t.size),
+                        "side": t.side.lower(), "source": "0", "ts": str(t.ts_ms)}
+                n = self.publish(self.frame([item]))
+                truth.trades_sent(self.topic, [(item["tradeId"], item["px"], item["sz"], item["side"])], n)
             return
         legacy = self.osim.opts.legacy_trades
         i, n = 0, len(buf)
@@ -591,7 +638,8 @@ class TradesChannel(OkxStream):
                 item["count"] = str(j - i)
                 item["source"] = "0"
                 item["seqId"] = seq
-            self.publish(self.frame([item]))
+            sent = self.publish(self.frame([item]))
+            truth.trades_sent(self.topic, [(item["tradeId"], item["px"], item["sz"], item["side"])], sent)
             i = j
 
 
@@ -1217,6 +1265,7 @@ class OkxSim(OkxGatewaySim):
                 self.indexes[inst.family] = inst
         self.accounts: dict[str, Account] = {}
         self._skip_every = 0
+        self._skip_every_cause: int | None = None
         self._aux: dict[str, dict[str, Any]] = {}
 
     def _make_inst(self, iid: str) -> Inst:
@@ -1557,37 +1606,46 @@ class OkxSim(OkxGatewaySim):
 
     def apply_venue_fault(self, f: Fault) -> bool:
         name, value = f.name, f.value
-        if name == "skip-seq":
-            for s in self.book_channels():
-                if s.subs:
-                    s.skip_pending = True
+        if name in ("skip-seq", "bad-checksum", "dup-seq", "reorder-seq"):
+            self._mark(name)
         elif name == "skip-seq-every":
             if isinstance(value, int):
                 self._skip_every = value
+                self._skip_every_cause = self.truth.cause
             else:
-                self.every(float(value), lambda: self.apply_venue_fault(Fault("skip-seq")), fault=True)  # type: ignore[arg-type]
+                self.every(float(value), lambda: self._mark("skip-seq", "skip-seq-every"), fault=True)  # type: ignore[arg-type]
         elif name == "reset-seq":
             self._reset_books()
         elif name == "reset-seq-every":
-            self.every(float(value), self._reset_books, fault=True)  # type: ignore[arg-type]
-        elif name == "bad-checksum":
-            for s in self.book_channels():
-                if s.subs:
-                    s.bad_checksum_pending = True
+            self.every(float(value), lambda: self._reset_books("reset-seq-every"), fault=True)  # type: ignore[arg-type]
         else:
             return super().apply_venue_fault(f)
         return True
+
+    def _mark(self, name: str, kind: str | None = None) -> None:
+        """Arm a fault on the next delta of every active book delta channel."""
+        attr = {"skip-seq": "skip_pending", "bad-checksum": "bad_checksum_pending", "dup-seq": "dup_pending",
+                "reorder-seq": "reorder_pending"}[name]
+        for s in self.book_channels():
+            if s.subs:
+                setattr(s, attr, (kind or name, self.truth.cause))
 
     def clear_faults(self) -> None:
         super().clear_faults()
         self._skip_every = 0
         for s in self.book_channels():
-            s.skip_pending = False
-            s.bad_checksum_pending = False
+            s.skip_pending = s.bad_checksum_pending = s.dup_pending = s.reorder_pending = None
 
-    def _reset_books(self) -> None:
+    def _reset_books(self, kind: str = "reset-seq") -> None:
         done: set[str] = set()
-        for s in self._streams.values():
+        for s in list(self._streams.values()):
             if isinstance(s, (BookDeltaChannel, BookSnapChannel)) and s.subs and s.inst.inst_id not in done:
                 done.add(s.inst.inst_id)
-                s.inst.engine.reset()
+                eng = s.inst.engine
+                eng.sample()
+                old = eng.seq
+                if eng.reset():
+                    for c in self._streams.values():
+                        if isinstance(c, (BookDeltaChannel, BookSnapChannel)) and c.subs and c.inst is s.inst:
+                            self.truth.fault(kind, stream=c.topic, seqs=(old, eng.seq),
+                                             detail=f"seqId {old} -> {eng.seq}")

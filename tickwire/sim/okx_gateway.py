@@ -104,6 +104,8 @@ GATEWAY_FAULTS.update(
                                             "4009 (channels on this connection over the limit)", needs_subscribers=True),
             FaultSpec("notice", "none", "send notice 64008 on every connection now, close each after "
                                         "notice_lead_s", needs_subscribers=True),
+            FaultSpec("sub-fail", "count", "answer the next N subscribe args with error 60014 'Requests too "
+                                           "frequent.' (default 1)", 1),
         )
     }
 )
@@ -280,6 +282,8 @@ class OkxGatewaySim(VenueSim):
         self._key_rate = (SlidingWindowCounter(self.opts.key_conn_limit, self.opts.key_conn_window_s)
                           if self.opts.key_conn_limit > 0 else None)
         self._cid_rng = random.Random(f"{seed}|{self.name}|connId")
+        self._sub_fail = 0
+        self._sub_fail_cause: int | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -353,11 +357,14 @@ class OkxGatewaySim(VenueSim):
             return
         if not self._take_request(conn):
             self._log(conn, op, 0, False)
+            self.truth.limit("request-limit", conn.id, f"{op}: more than {self.opts.request_limit} requests per "
+                                                       f"{self.opts.request_window_s:g}s")
             self.send_error(conn, "60014", ERR_MSG["60014"], req_id)
             return
         raw_args = msg["args"]
         if len(raw_args) > self.opts.max_args_bytes:
             self._log(conn, op, 0, False)
+            self.truth.limit("args-too-long", conn.id, f"{len(raw_args)} bytes of args: close 1009")
             conn.close(WSCloseCode.MESSAGE_TOO_BIG, b"")
             return
         if op == "login":
@@ -411,6 +418,8 @@ class OkxGatewaySim(VenueSim):
             keys.append(err)
         key = keys[0]
         if conn.api_key is None and self._key_rate is not None and not self._key_rate.allow(key):
+            self.truth.limit("key-conn-rate", conn.id, f"more than {self.opts.key_conn_limit} logged-in connections "
+                                                       f"per {self.opts.key_conn_window_s:g}s")
             self._login_failed(conn, "60014", ERR_MSG["60014"], req_id, len(args))
             return
         conn.api_key = key
@@ -500,6 +509,11 @@ class OkxGatewaySim(VenueSim):
                 if self.LOGIN_REQUIRED and conn.api_key is None:
                     raise SubError("60011")
                 target = self.resolve(conn, op, arg)
+                if sub and self._sub_fail > 0:
+                    self._sub_fail -= 1
+                    self.truth.fault("sub-fail", stream=target.key, conns=(conn.id,), cause=self._sub_fail_cause,
+                                     detail="subscribe answered with 60014")
+                    raise SubError("60014")
             except SubError as e:
                 ok_all = False
                 self.send_error(conn, e.code, e.msg, req_id)
@@ -545,6 +559,8 @@ class OkxGatewaySim(VenueSim):
                 count = len(reg) + 1
                 if count > self.opts.max_conn_per_channel:
                     # the normal ack, then the error: this connection's subscription is terminated
+                    self.truth.limit("conn-per-channel", conn.id, f"{fam}: more than {self.opts.max_conn_per_channel} "
+                                                                  f"connections")
                     self._ack(conn, "subscribe", arg, req_id)
                     self.send_obj(conn, {"event": "channel-conn-count-error", "channel": label,
                                          "connCount": str(self.opts.max_conn_per_channel),
@@ -606,31 +622,38 @@ class OkxGatewaySim(VenueSim):
                 continue
             if not c.ever_subscribed:
                 if now - c.opened_at >= limit:
-                    self.close_4004(c)
+                    self.close_4004(c, limit=f"nothing subscribed within {limit:g}s")
                 continue
             last = c.last_tx
             for s in c.topics.values():
                 if s is not None and s.last_push > last:
                     last = s.last_push
             if now - max(last, c.opened_at) >= limit:
-                self.close_4004(c)
+                self.close_4004(c, limit=f"nothing sent for {limit:g}s")
 
-    def close_4004(self, c: OkxConnection) -> None:
+    def close_4004(self, c: OkxConnection, limit: str = "") -> None:
+        """Close with 4004; ``limit``: why the 30 s rule fired (else it is the injected fault)."""
         if c.closing:
             return
         c.closing = True
         self.stats.idle_closes += 1
+        if limit:
+            self.truth.limit("idle-4004", c.id, limit)
         c.close(WSCloseCode(4004), IDLE_REASON.encode())
 
     def send_notice_all(self) -> None:
         """Send notice 64008 on every connection, then close each after ``notice_lead_s``."""
         loop = asyncio.get_running_loop()
+        noticed = []
         for c in list(self.connections):
             assert isinstance(c, OkxConnection)
             if c.notice_handle is not None or c.closing:
                 continue
             self.send_obj(c, {"event": "notice", "code": "64008", "msg": NOTICE_MSG, "connId": c.conn_id})
             c.notice_handle = loop.call_later(self.opts.notice_lead_s, self._notice_close, c)
+            noticed.append(c.id)
+        if noticed:
+            self.truth.fault("notice", conns=noticed, detail=f"64008, closed {self.opts.notice_lead_s:g}s later")
 
     def _notice_close(self, c: OkxConnection) -> None:
         c.notice_handle = None
@@ -647,18 +670,28 @@ class OkxGatewaySim(VenueSim):
 
     def apply_venue_fault(self, f: Fault) -> bool:
         if f.name == "close-4004":
-            for c in list(self.connections):
+            conns = [c for c in list(self.connections) if not c.closing]  # type: ignore[attr-defined]
+            self.truth.fault("close-4004", conns=[c.id for c in conns], detail="4004 No data received in 30s.")
+            for c in conns:
                 assert isinstance(c, OkxConnection)
                 self.close_4004(c)
         elif f.name == "close-4009":
-            for c in list(self.connections):
-                if len(c.info().get("topics", ())) > 1:
-                    c.close(WSCloseCode(4009), b"Channels on this connection over the limit.")
+            conns = [c for c in list(self.connections) if len(c.topics) > 1]
+            self.truth.fault("close-4009", conns=[c.id for c in conns], detail="4009 channels over the limit")
+            for c in conns:
+                c.close(WSCloseCode(4009), b"Channels on this connection over the limit.")
         elif f.name == "notice":
             self.send_notice_all()
+        elif f.name == "sub-fail":
+            self._sub_fail += int(f.value or 1)
+            self._sub_fail_cause = self.truth.cause
         else:
             return False
         return True
+
+    def clear_faults(self) -> None:
+        super().clear_faults()
+        self._sub_fail = 0
 
     def malformed_frame(self) -> bytes:
         return b'{"arg":{"channel":"sim.malformed"},"data":[{"ts":"17'

@@ -410,7 +410,8 @@ class DexTradesStream(DexStream):
             return
         buf, self.buf = self.buf, []
         items = [self.dsim.trade_item(self.token, t) for t in buf]
-        self.publish(self.frame(items))
+        n = self.publish(self.frame(items))
+        self.dsim.truth.trades_sent(self.topic, [(x["id"], x["price"], x["volume"], x["type"]) for x in items], n)
 
 
 class EventStream(DexStream):

@@ -13,6 +13,10 @@
   (one timer per push interval);
 * :mod:`.venue` — :class:`VenueSim`, the base class of a venue simulator, and the registry
   (:func:`register_venue`, :data:`VENUE_SIMS`);
+* :mod:`.truth` — :class:`Truth`, the ground truth of a simulator (``sim.truth``): books at each
+  sequence, trades sent, every fault injected and every limit enforced;
+* :mod:`.control` — :class:`ControlServer`, that truth (and fault injection) as JSON over HTTP
+  on its own port, for a simulator in another process;
 * :mod:`.group` — :class:`ServerGroup`, several venue servers started and stopped together
   (the lifecycle of :class:`tickwire.sim.Simulator` and of the replay server);
 * :mod:`.replay_dialect` — :class:`ReplayDialect`, what ``tickwire replay`` needs of a venue's
@@ -22,6 +26,7 @@ No venue protocol knowledge lives here: envelopes, topic names and error strings
 venue modules.
 """
 
+from .control import ControlServer
 from .candles import Candle, CandleBuilder, fixed_period_bounds, market_fold
 from .faults import GENERIC_FAULTS, Fault, FaultSpec, known_faults, parse_duration, parse_fault, register_faults
 from .group import ServerGroup
@@ -30,13 +35,22 @@ from .options import SimOptions
 from .replay_dialect import ReplayClient, ReplayDialect, arg_key, json_object
 from .server import SimConnection, SimStats, SlidingWindowCounter
 from .streams import Cadence, Stream
+from .truth import BookTruth, FaultRecord, LimitRecord, TradeLog, Truth, level_hash, levels_digest
 from .venue import VENUE_SIMS, VenueSim, register_venue
 
 __all__ = [
     "BookSide",
+    "BookTruth",
+    "FaultRecord",
+    "LimitRecord",
+    "TradeLog",
+    "Truth",
+    "level_hash",
+    "levels_digest",
     "Cadence",
     "Candle",
     "CandleBuilder",
+    "ControlServer",
     "Fault",
     "FaultSpec",
     "GENERIC_FAULTS",

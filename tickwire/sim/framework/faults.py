@@ -101,6 +101,8 @@ GENERIC_FAULTS: dict[str, FaultSpec] = {
         FaultSpec("malformed-every", "duration", "send a non-JSON frame periodically, e.g. malformed-every=2s"),
         FaultSpec("reject-connect", "count", "refuse the next N handshakes with HTTP 429 (default 1)", 1),
         FaultSpec("reject-connect-for", "duration", "refuse every handshake with HTTP 429 for a while"),
+        FaultSpec("close", "count", "close every connection now with this close code (default 1001), "
+                                    "e.g. close=1011", 1001, needs_subscribers=True),
         FaultSpec("clear", "none", "cancel periodic faults, stalls and pending handshake refusals"),
     )
 }

@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any, Self
 
+from .control import ControlServer
 from .tls import SimCertificates
 from .venue import VenueSim
 
@@ -28,6 +29,9 @@ class ServerGroup:
     tls: bool = False
     tls_dir: str | None = None
     certificates: SimCertificates | None = None
+    control_port: int | None = None
+    """Serve the ground truth as JSON on this port (0: a free one; None: no control endpoint)."""
+    control: ControlServer | None = None
     _started: bool = False
 
     async def start(self) -> Self:
@@ -43,6 +47,9 @@ class ServerGroup:
             for i, sim in enumerate(self.venues.values()):
                 await sim.start(self.host, self.port + i if self.port else 0, ssl_context=ctx)
                 started.append(sim)
+            if self.control_port is not None:
+                self.control = ControlServer(self.venues, self.host, self.control_port)
+                await self.control.start()
         except BaseException:
             for sim in started:
                 await sim.stop()
@@ -54,11 +61,19 @@ class ServerGroup:
         if not self._started:
             return
         self._started = False
+        if self.control is not None:
+            await self.control.stop()
+            self.control = None
         for sim in self.venues.values():
             await sim.stop()
         if self.certificates is not None:
             self.certificates.cleanup()
             self.certificates = None
+
+    @property
+    def control_url(self) -> str | None:
+        """``http://HOST:PORT`` of the control endpoint (:mod:`.control`), or None."""
+        return self.control.url if self.control is not None else None
 
     @property
     def ca_file(self) -> str | None:
@@ -101,6 +116,7 @@ class ServerGroup:
                 "venues": {name: {"url": sim.url, "rest": sim.rest_url, "paths": list(sim.paths)}
                            for name, sim in self.venues.items()},
                 **({"tls": {"ca_file": self.ca_file}} if self.ca_file else {}),
+                **({"control": self.control_url} if self.control_url else {}),
                 **self.ready_extra(),
             },
             separators=(",", ":"),

@@ -44,6 +44,11 @@ class SimOptions:
     jitter_ms: float = 0.0
     """Random extra delay per frame, uniform in ``[0, jitter_ms]``, on top of ``latency_ms``
     (never reorders a connection's frames: a frame leaves no earlier than the one before it)."""
+    truth: bool = True
+    """Keep the ground truth of books and trades (:mod:`.truth`; a few microseconds per book
+    update). The fault and limit logs are always kept."""
+    truth_history: int = 4096
+    """Sequences per book stream whose digest :meth:`.truth.BookTruth.digest_at` can still give."""
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any] | None) -> "SimOptions":

@@ -27,6 +27,7 @@ from .options import SimOptions
 from .replay_dialect import ReplayDialect
 from .server import SimConnection, SimStats, SlidingWindowCounter
 from .streams import Cadence
+from .truth import Truth
 
 log = logging.getLogger("tickwire.sim")
 
@@ -85,6 +86,8 @@ class VenueSim:
         self.opts = self.Options.from_mapping(options)
         self.rng = random.Random(f"{seed}|{self.name}")
         self.stats = SimStats(_sim=self)
+        self.truth = Truth(self.name, enabled=self.opts.truth, history=self.opts.truth_history)
+        """Ground truth for tests (:mod:`.truth`): books at each sequence, trades sent, faults, limits."""
         self.connections: dict[SimConnection, None] = {}
         self._initial_faults = [self.parse_fault(f) for f in faults]
         self._pending_sub_faults: list[Fault] = []
@@ -101,6 +104,7 @@ class VenueSim:
         self._concurrent: dict[tuple[str, str], int] = {}
         self._reject_next = 0
         self._reject_until = 0.0
+        self._reject_cause: tuple[str, int | None] = ("reject-connect", None)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -187,15 +191,22 @@ class VenueSim:
     # -- periodic work ------------------------------------------------------------------------
 
     def every(self, interval: float, fn: Callable[[], Any], *, fault: bool = False) -> asyncio.Task:
-        """Call ``fn()`` every ``interval`` seconds until the simulator stops."""
+        """Call ``fn()`` every ``interval`` seconds until the simulator stops. A periodic fault
+        (``fault=True``, cancelled by ``clear``) keeps the injection that started it as the cause
+        of what it logs in :attr:`truth`."""
+        cause = self.truth.cause if fault else None
+        truth = self.truth
 
         async def run() -> None:
             while True:
                 await asyncio.sleep(interval)
+                truth.cause = cause
                 try:
                     fn()
                 except Exception as exc:
                     self._internal_error(exc)
+                finally:
+                    truth.cause = None
 
         task = asyncio.get_running_loop().create_task(run())
         (self._fault_tasks if fault else self._tasks).append(task)
@@ -220,6 +231,7 @@ class VenueSim:
         for c in list(self.connections):
             if c.paused_since is not None and now - c.paused_since > limit:
                 log.warning("%s sim: dropping slow client #%d", self.name, c.id)
+                self.truth.limit("slow-client", c.id, f"write-blocked for {limit:g}s")
                 c.drop()
 
     def sweep(self) -> None:
@@ -255,16 +267,21 @@ class VenueSim:
                 return None  # picows answers 404
             now = time.monotonic()
             if self._reject_next > 0 or now < self._reject_until:
+                kind = "reject-connect" if self._reject_next > 0 else "reject-connect-for"
                 if self._reject_next > 0:
                     self._reject_next -= 1
                 self.stats.connections_refused += 1
+                self.truth.fault(kind, detail=f"handshake {path} refused with 429",
+                                 cause=self._reject_cause[1] if self._reject_cause[0] == kind else None)
                 return self._refuse(429, b"429 Too Many Requests (fault injection)")
             ip = self.client_ip(request)
             if self._concurrent.get((ip, group), 0) >= self.opts.max_conns_per_ip:
                 self.stats.connections_refused += 1
+                self.truth.limit("max-conns", None, f"{ip} {group}: {self.opts.max_conns_per_ip} open")
                 return self._refuse(429, b"429 Too Many Requests: too many connections")
             if not self._conn_rate.allow(ip, now):
                 self.stats.connections_refused += 1
+                self.truth.limit("conn-rate", None, f"{ip}: {self.opts.conn_limit} per {self.opts.conn_window_s:g}s")
                 return self._refuse(429, b"429 Too Many Requests: connection rate limit")
             self._next_cid += 1
             return self.make_connection(self._next_cid, path, query, ip, group)
@@ -426,24 +443,39 @@ class VenueSim:
         self._pending_sub_faults.clear()
 
     def apply_fault(self, f: Fault) -> None:
+        """Apply ``f`` now. Logged in :attr:`truth`: the injection itself
+        (:attr:`~.truth.Truth.injections`), and each occurrence with what it affected
+        (:attr:`~.truth.Truth.faults`), the injection as its cause."""
         self.stats.faults_injected += 1
+        rec = self.truth.injected(f.name, str(f))
+        self.truth.cause = rec.id
+        try:
+            self._apply_fault(f)
+        finally:
+            self.truth.cause = None
+
+    def _apply_fault(self, f: Fault) -> None:
         name, value = f.name, f.value
         if name == "drop":
             self.drop_all()
         elif name == "drop-every":
-            self.every(float(value), self.drop_all, fault=True)  # type: ignore[arg-type]
+            self.every(float(value), lambda: self.drop_all("drop-every"), fault=True)  # type: ignore[arg-type]
         elif name == "stall":
             self.stall_all(None)
         elif name == "stall-for":
-            self.stall_all(float(value))  # type: ignore[arg-type]
+            self.stall_all(float(value), "stall-for")  # type: ignore[arg-type]
         elif name == "malformed":
             self.send_malformed_all()
         elif name == "malformed-every":
-            self.every(float(value), self.send_malformed_all, fault=True)  # type: ignore[arg-type]
+            self.every(float(value), lambda: self.send_malformed_all("malformed-every"), fault=True)  # type: ignore[arg-type]
         elif name == "reject-connect":
             self._reject_next += int(value or 1)
+            self._reject_cause = ("reject-connect", self.truth.cause)
         elif name == "reject-connect-for":
             self._reject_until = time.monotonic() + float(value)  # type: ignore[arg-type]
+            self._reject_cause = ("reject-connect-for", self.truth.cause)
+        elif name == "close":
+            self.close_all(int(value or 1001), "close")  # type: ignore[arg-type]
         elif name == "clear":
             self.clear_faults()
         elif not self.apply_venue_fault(f):
@@ -464,11 +496,24 @@ class VenueSim:
         for c in self.connections:
             c.unstall()
 
-    def drop_all(self) -> None:
-        for c in list(self.connections):
+    def drop_all(self, kind: str = "drop") -> None:
+        conns = list(self.connections)
+        self.truth.fault(kind, conns=[c.id for c in conns], detail="TCP connection aborted, no close frame")
+        for c in conns:
             c.drop()
 
-    def stall_all(self, seconds: float | None) -> None:
+    def close_all(self, code: int, kind: str = "close") -> None:
+        """Close every connection with ``code`` (fault ``close=CODE``)."""
+        if not 1000 <= code <= 4999 or code in (1004, 1005, 1006, 1015):
+            raise ValueError(f"close={code}: not a close code that can be sent (1000..4999)")
+        conns = list(self.connections)
+        self.truth.fault(kind, conns=[c.id for c in conns], detail=f"closed with {code}")
+        for c in conns:
+            c.close(WSCloseCode(code), b"simulator fault: close")
+
+    def stall_all(self, seconds: float | None, kind: str = "stall") -> None:
+        self.truth.fault(kind, conns=[c.id for c in self.connections],
+                         detail="silent until cleared" if seconds is None else f"silent for {seconds:g}s")
         for c in self.connections:
             c.stall(seconds)
 
@@ -476,7 +521,7 @@ class VenueSim:
         """The non-JSON payload sent by the ``malformed`` fault (venues may override)."""
         return _MALFORMED
 
-    def send_malformed_all(self) -> None:
+    def send_malformed_all(self, kind: str = "malformed") -> None:
         data = self.malformed_frame()
-        for c in list(self.connections):
-            c.send(data)
+        conns = [c for c in list(self.connections) if c.send(data)]
+        self.truth.fault(kind, conns=[c.id for c in conns], detail=f"sent {data[:40]!r}")
