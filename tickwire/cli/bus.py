@@ -39,12 +39,12 @@ def up(
     except (BusServerError, ValueError) as e:
         print_error(e)
         raise typer.Exit(EXIT_SPEC)
-    typer.echo(bus.url)
-    typer.echo(f"{bus.describe()}; pids {', '.join(str(n.pid) for n in bus.nodes)}; Ctrl-C stops", err=True)
-    sys.stdout.flush()
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *a: stopping.append(1))
-    try:
+    stopping: list[int] = []
+    try:  # from here on a Ctrl-C (even one right after the URL is printed) stops the nodes, exit 0
+        signal.signal(signal.SIGTERM, lambda *a: stopping.append(1))
+        typer.echo(bus.url)
+        typer.echo(f"{bus.describe()}; pids {', '.join(str(n.pid) for n in bus.nodes)}; Ctrl-C stops", err=True)
+        sys.stdout.flush()
         while not stopping:
             for nd in bus.nodes:
                 if not nd.running():
