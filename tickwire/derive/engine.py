@@ -205,9 +205,6 @@ class _Bar:
         self.x = Decimal(view.size) if view.unit in ("vol", "value") else Decimal(0)
         self.trades = 0
 
-    def reset(self) -> None:
-        self.trades = 0
-
 
 _ZERO = Decimal(0)
 # Sums and products of exact strings stay exact (the default context rounds at 28 digits).

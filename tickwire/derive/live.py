@@ -86,9 +86,7 @@ class DerivedFeed:
                 return ev
             cls = ev.__class__
             if cls is BookUpdate:
-                if stream in self._unseeded and self._seed(der, ev):  # type: ignore[arg-type]
-                    pass
-                else:
+                if not (stream in self._unseeded and self._seed(der, ev)):  # type: ignore[arg-type]
                     der.message(ev.recv_ns, ev.exch_ns, ev.seq, ev.snapshot, ev.bids, ev.asks, out)  # type: ignore[union-attr]
             elif cls is Trade:
                 der.trade(ev.recv_ns, ev.exch_ns, ev.market, ev.symbol, ev.price, ev.size, ev.side,  # type: ignore[union-attr]
