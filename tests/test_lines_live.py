@@ -300,3 +300,32 @@ async def test_cli_tail_takes_several_lines_for_a_venue():
     assert proc.returncode == 0, err.decode()[-2000:]
     lines = out.decode().splitlines()
     assert len(lines) == 20 and f'"url":"ws://127.0.0.1:{fast.port}/v5/public/spot"' in lines[0]
+
+
+async def test_hot_standby_groups_split_on_okx_4009_and_every_stream_still_arrives_once():
+    from tickwire.model import VenueError
+
+    specs = ["okx:tickers:BTC-USDT", "okx:tickers:ETH-USDT", "okx:trades:BTC-USDT", "okx:trades:ETH-USDT"]
+    async with Simulator(venues=["okx"], seed=19) as sim:
+        async with tickwire.stream(*specs, endpoints=sim.endpoints, redundancy=2, backoff_base_s=0.05,
+                                   timers={"okx": {"ping_interval_s": 0.5, "pong_timeout_s": 1.0}}) as feed:
+            it = feed.__aiter__()
+            chk = Checker("", "okx:trades:BTC-USDT", contiguous=False)
+            await all_connected(it, chk, feed)
+            sim.venue("okx").inject("close-4009")
+            evs: list = []
+            async with asyncio.timeout(15):
+                while True:
+                    ev = await it.__anext__()
+                    evs.append(ev)
+                    chk.add(ev)
+                    at = [i for i, e in enumerate(evs) if isinstance(e, Connected)]
+                    if len(at) >= 2 and {e.stream for e in evs[at[-1]:] if not e.is_status} == set(specs):
+                        break
+            await consume(it, chk, 1.0)
+            groups = {r["conn"].split("~")[0] for r in feed.stats()}
+            carried = [s for r in feed.stats() for s in r["streams"]]
+    assert any(isinstance(e, VenueError) and e.code == "4009" for e in evs)
+    assert len(groups) == 2 and set(carried) == set(specs)   # one split per group, not one per member
+    ids = chk.ids
+    assert ids == sorted(ids) and len(ids) == len(set(ids))

@@ -8,8 +8,8 @@
 from tickwire.book import Book
 from tickwire.model import (
     Balance, BookUpdate, Candle, ConnCount, Connected, DexCandle, DexPrice, DexSignal, DexTrade,
-    Disconnected, Event, Fill, Funding, Gap, IndexPrice, Liquidation, MarkPrice, Notice, OpenInterest,
-    Order, Overflow, Position, Resynced, Ticker, Trade, VenueError, to_dict, to_json,
+    Disconnected, Event, Fill, Funding, Gap, IndexPrice, LineSwitch, Liquidation, MarkPrice, Notice,
+    OpenInterest, Order, Overflow, Position, Resynced, Ticker, Trade, VenueError, to_dict, to_json,
 )
 from tickwire.net import Feed, FeedError, FeedOptions
 from tickwire.derive.live import stream  # the feed, plus computed streams (SPEC@VIEW) when asked for
@@ -57,7 +57,7 @@ def query(sql: str, data: str = "./data", engine: str = "pandas"):  # type: igno
 __all__ = [
     "Balance", "Book", "BookUpdate", "Candle", "ConnCount", "Connected", "DexCandle", "DexPrice",
     "DexSignal", "DexTrade", "Disconnected", "Event", "Feed", "FeedError", "FeedOptions", "Fill",
-    "Funding", "Gap", "IndexPrice", "Liquidation", "MarkPrice", "Notice", "OpenInterest", "Order",
+    "Funding", "Gap", "IndexPrice", "LineSwitch", "Liquidation", "MarkPrice", "Notice", "OpenInterest", "Order",
     "Overflow", "Position", "Resynced", "SpecError", "Subscription", "Ticker", "Trade", "VenueError",
     "iterate", "parse", "query", "run", "stream", "to_dict", "to_json", "BookSnapshot", "Quote", "TradeBar",
 ]

@@ -195,6 +195,7 @@ class ManagedConnection:
         self.group = group                      # redundancy: every connection serving the same streams
         self.role = "primary"                   # or "standby" (redundancy)
         self.line_switches = 0
+        self.split_at = -1e9                    # when the group last split its streams (OKX 4009)
         self._switch_ns: deque[int] = deque()   # when this connection switched lines (hysteresis, cap)
         self._worse_since = 0
         self._rtt_seen = 0
@@ -400,7 +401,8 @@ class ManagedConnection:
                 self.transport = None
                 feed.connection_failed(self)
                 return
-            if self.venue.close_means_split(lst.close_code) and len(self.subs) > 1:
+            recently_split = self.group is not None and time.monotonic() - self.split_at < 10.0
+            if self.venue.close_means_split(lst.close_code) and len(self.subs) > 1 and not recently_split:
                 # Too many channels on this connection (OKX 4009): carry on with half of them
                 # here and move the other half to a new connection, instead of looping.
                 moved = list(self.subs.values())[len(self.subs) // 2:]

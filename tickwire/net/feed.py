@@ -286,7 +286,14 @@ class Feed:
         return group[0]
 
     def split_off(self, conn: ManagedConnection, subs: list[Subscription]) -> None:
-        """Serve ``subs`` on a new connection of the same venue endpoint."""
+        """Serve ``subs`` on a new connection of the same venue endpoint (with hot standbys: a new
+        group, and the other members of the old one let go of those streams too)."""
+        for other in conn.group or ():
+            other.split_at = time.monotonic()   # one split per group (its members close together)
+            if other is not conn:
+                mine = [s for s in subs if s.topic in other.subs]
+                if mine:
+                    other.remove(mine)
         self._add_connection(conn.venue, conn.endpoint, subs)
 
     async def _tick_loop(self) -> None:
