@@ -19,6 +19,7 @@ connection's book with one snapshot event, so the user is never left with a brok
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
 
 import msgspec
@@ -330,9 +331,7 @@ class Redundant:
         """The push of one more line (a connection of a redundant group)."""
         line = _Line(conn, len(self.lines))
         self.lines.append(line)
-        i = line.index
-        take = self.take
-        return lambda events: take(i, events)
+        return partial(self.take, line.index)
 
     def stats(self) -> dict[str, int]:
         return {"delivered": self.delivered, "duplicates": self.duplicates, "covered": self.covered,
