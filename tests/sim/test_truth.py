@@ -236,3 +236,52 @@ async def test_control_endpoint_serves_the_truth_and_injects():
         st, s = await _http(ctl + "/bybit/stats")
         assert st == 200 and s["faults_injected"] == 1
         c.close()
+
+
+async def test_garble_corrupts_frames_detectably_and_logs_each_one():
+    async with Simulator(venues=["okx"], seed=8, options={"okx": {"trade_interval_ms": 10}}) as sim:
+        vs = sim.venue("okx")
+        c = await RawClient.connect(sim.endpoints["okx"] + "/ws/v5/public")
+        c.send({"op": "subscribe", "args": [{"channel": "trades", "instId": "BTC-USDT"}]})
+        await asyncio.sleep(0.3)
+        c.drain()
+        start = vs.truth.trades("trades:BTC-USDT").total
+        vs.inject("garble=50")
+        got = await c.collect(1.5)
+        vs.inject("clear")
+        end = vs.truth.trades("trades:BTC-USDT").total
+        c.close()
+        t = vs.truth
+        garbled = [f for f in t.faults if f.kind == "garble"]
+        assert len(garbled) >= 10 and all(f.stream == "trades:BTC-USDT" for f in garbled)
+        assert {f.detail.split(":")[0] for f in garbled} <= set(__import__(
+            "tickwire.sim.framework.mutate", fromlist=["x"]).DETECTABLE_OPS)
+        intact = []
+        for item in got:
+            try:
+                m = json.loads(item)
+                intact += [d["tradeId"] for d in m["data"]]
+            except (ValueError, KeyError, TypeError, IndexError):
+                continue
+        during = t.trades("trades:BTC-USDT").since(start)[0][: end - start]
+        assert set(x[0] for x in during if x[5] == 1) <= set(intact)  # what the truth calls delivered arrived intact
+        assert sum(1 for x in during if x[5] == 0) >= 5  # and the garbled ones are not counted delivered
+
+
+def test_mutator_is_deterministic_and_covers_every_operation():
+    import random
+
+    from tickwire.sim.framework.mutate import OPS, Mutator
+
+    frame = (b'{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1,"data":{"s":"BTCUSDT","b":[["65000.1","0.5"]],'
+             b'"a":[["65000.2","0"]],"u":7,"seq":9},"cts":1}')
+    a = [Mutator(random.Random(1)).mutate(frame) for _ in range(300)]
+    b = [Mutator(random.Random(1)).mutate(frame) for _ in range(300)]
+    assert a[:20] == b[:20]
+    m = Mutator(random.Random(2), max_bytes=1 << 16)
+    seen = {m.mutate(frame)[2] for _ in range(3000)}
+    assert seen == set(OPS)
+    d = Mutator(random.Random(3), detectable=True)
+    for _ in range(2000):
+        out, _, op = d.mutate(frame)
+        assert out != frame or op == "compress"

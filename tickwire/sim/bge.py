@@ -395,6 +395,7 @@ class BgeStream(Stream):
         self.last_push = now
         packed: bytes | None = None
         topic = self.topic
+        sim.publishing, g0 = self, sim.garbled
         n = 0
         for c in self.subs:
             if c.zip.get(topic) and sim.zip_on:  # type: ignore[attr-defined]
@@ -406,6 +407,8 @@ class BgeStream(Stream):
             if ok:
                 n += 1
                 c.last_data = now  # type: ignore[attr-defined]
+        sim.publishing = None
+        self.garbled = sim.garbled - g0
         sim.stats.frames_sent += n
         return n
 
@@ -528,7 +531,8 @@ class FillsStream(BgeStream):
                       "id": (base + t.no) * 1000} for t in chunk]
             n = self.emit(_encode({"id": str(base + chunk[0].no), "biz": "market", "type": "fills", "data": items,
                                    "product": self.product}))
-            truth.trades_sent(self.topic, [(str(x["id"]), x["price"], x["vol"], x["direction"]) for x in items], n)
+            truth.trades_sent(self.topic, [(str(x["id"]), x["price"], x["vol"], x["direction"]) for x in items],
+                              n - self.garbled)
 
 
 def _levels(side: Any, n: int, spec: SymbolSpec, decimals: int | None) -> list[list[str]]:
@@ -1177,7 +1181,7 @@ class BgeSim(VenueSim):
             self.stats.idle_closes += 1
         if fault:
             self.truth.fault(fault, conns=(conn.id,), detail=f"closed: {reason} ({code or 'TCP drop'})",
-                             cause=self._ignore_pong_cause if fault == "ignore-pong" else None)
+                             cause={"ignore-pong": self._ignore_pong_cause, "garble": self._garble_cause}.get(fault))
         else:
             self.truth.limit(counter.rstrip("s").replace("_", "-"), conn.id, f"{reason} ({code or 'TCP drop'})")
         if code:
@@ -1193,8 +1197,9 @@ class BgeSim(VenueSim):
             if c.closing or c.stalled:
                 continue
             if o.pong_timeout_s > 0 and c.pending_pings and now - c.pending_pings[0][1] >= o.pong_timeout_s:
+                # (garbled pings cannot be answered: those timeouts are the garble fault's doing)
                 self._close(c, o.idle_close_code, "pong timeout", "pong_timeouts",
-                            fault="ignore-pong" if self._ignore_pong else "")
+                            fault="ignore-pong" if self._ignore_pong else "garble" if self.garble_pct else "")
             elif c.first_sub_at is None:
                 if o.subscribe_timeout_s > 0 and now - c.opened_at >= o.subscribe_timeout_s:
                     self._close(c, o.idle_close_code, "no subscription", "nosub_closes")

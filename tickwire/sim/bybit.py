@@ -544,7 +544,7 @@ class TradeStream(Stream):
             else:
                 frame = {"topic": self.topic, "type": "snapshot", "ts": ts, "data": chunk}
             n = self.publish(_encode(frame))
-            self.bsim.truth.trades_sent(self.tname, [(x["i"], x["p"], x["v"], x["S"]) for x in chunk], n)
+            self.bsim.truth.trades_sent(self.tname, [(x["i"], x["p"], x["v"], x["S"]) for x in chunk], n - self.garbled)
 
 
 class TickerStream(Stream):

@@ -617,7 +617,7 @@ class TradesChannel(OkxStream):
                 item = {"instId": iid, "tradeId": str(base + t.no), "px": inst.fp(t.price), "sz": inst.fq(t.size),
                         "side": t.side.lower(), "source": "0", "ts": str(t.ts_ms)}
                 n = self.publish(self.frame([item]))
-                truth.trades_sent(self.topic, [(item["tradeId"], item["px"], item["sz"], item["side"])], n)
+                truth.trades_sent(self.topic, [(item["tradeId"], item["px"], item["sz"], item["side"])], n - self.garbled)
             return
         legacy = self.osim.opts.legacy_trades
         i, n = 0, len(buf)
@@ -638,7 +638,7 @@ class TradesChannel(OkxStream):
                 item["count"] = str(j - i)
                 item["source"] = "0"
                 item["seqId"] = seq
-            sent = self.publish(self.frame([item]))
+            sent = self.publish(self.frame([item])) - self.garbled
             truth.trades_sent(self.topic, [(item["tradeId"], item["px"], item["sz"], item["side"])], sent)
             i = j
 

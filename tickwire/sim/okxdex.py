@@ -410,7 +410,7 @@ class DexTradesStream(DexStream):
             return
         buf, self.buf = self.buf, []
         items = [self.dsim.trade_item(self.token, t) for t in buf]
-        n = self.publish(self.frame(items))
+        n = self.publish(self.frame(items)) - self.garbled
         self.dsim.truth.trades_sent(self.topic, [(x["id"], x["price"], x["volume"], x["type"]) for x in items], n)
 
 

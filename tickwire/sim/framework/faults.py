@@ -103,7 +103,10 @@ GENERIC_FAULTS: dict[str, FaultSpec] = {
         FaultSpec("reject-connect-for", "duration", "refuse every handshake with HTTP 429 for a while"),
         FaultSpec("close", "count", "close every connection now with this close code (default 1001), "
                                     "e.g. close=1011", 1001, needs_subscribers=True),
-        FaultSpec("clear", "none", "cancel periodic faults, stalls and pending handshake refusals"),
+        FaultSpec("garble", "count", "corrupt this percent of the frames sent (default 10), in ways a client can "
+                                     "recognise: truncated, wrong types, bad numbers, missing keys, deep nesting, "
+                                     "broken compression... (framework/mutate.py), until 'clear'", 10),
+        FaultSpec("clear", "none", "cancel periodic faults, stalls, garbling and pending handshake refusals"),
     )
 }
 

@@ -224,6 +224,8 @@ class SimConnection(WSListener):
         (with ``latency_ms``/``jitter_ms``: queued, and sent after the delay)."""
         if self.stalled or not self.open or self._ut.is_closing():
             return False
+        if self.sim.garble_pct:
+            return self.send_raw(_TEXT, data)
         if self._delayed:
             self._enqueue(_TEXT, data)
         else:
@@ -233,6 +235,10 @@ class SimConnection(WSListener):
     def send_raw(self, msg_type: WSMsgType, data: bytes) -> bool:
         if self.stalled or not self.open or self._ut.is_closing():
             return False
+        if self.sim.garble_pct:
+            bad = self.sim.garble(self, data, msg_type is WSMsgType.BINARY)
+            if bad is not None:
+                data, msg_type = bad[0], (WSMsgType.BINARY if bad[1] else _TEXT)
         if self._delayed:
             self._enqueue(msg_type, data)
         else:

@@ -32,6 +32,7 @@ class Stream:
         self.cadence = cadence
         self.subs: dict[SimConnection, None] = {}
         self.last_push = 0.0  # monotonic time of the last publish
+        self.garbled = 0  # of the last publish, the connections that got it corrupted (fault `garble`)
 
     def subscribe(self, conn: SimConnection) -> None:
         first = not self.subs
@@ -64,12 +65,18 @@ class Stream:
         """Periodic push (see :class:`Cadence`)."""
 
     def publish(self, data: bytes) -> int:
+        """Send ``data`` to every subscriber; returns to how many it was written (of which
+        :attr:`garbled` got it corrupted by the ``garble`` fault)."""
         self.last_push = time.monotonic()
+        sim = self.sim
+        sim.publishing, g0 = self, sim.garbled
         n = 0
         for c in self.subs:
             if c.send(data):
                 n += 1
-        self.sim.stats.frames_sent += n
+        sim.publishing = None
+        self.garbled = sim.garbled - g0
+        sim.stats.frames_sent += n
         return n
 
 

@@ -180,7 +180,7 @@ class TradeLog:
     """The prints one trade stream sent, oldest first (bounded: the latest ``maxlen``).
 
     Each entry is ``(trade_id, price, size, side, wall_ns, delivered)``; ``delivered`` is how
-    many connections the frame was written to. Entries have absolute indexes (``since=``) that
+    many connections the frame was written to intact (not stalled, not corrupted by ``garble``). Entries have absolute indexes (``since=``) that
     keep counting when old ones are dropped."""
 
     __slots__ = ("stream", "items", "total")

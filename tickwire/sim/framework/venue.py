@@ -23,6 +23,7 @@ from picows import (
 )
 
 from .faults import GENERIC_FAULTS, Fault, FaultSpec, parse_fault, register_faults
+from .mutate import Mutator
 from .options import SimOptions
 from .replay_dialect import ReplayDialect
 from .server import SimConnection, SimStats, SlidingWindowCounter
@@ -105,6 +106,12 @@ class VenueSim:
         self._reject_next = 0
         self._reject_until = 0.0
         self._reject_cause: tuple[str, int | None] = ("reject-connect", None)
+        self.garble_pct = 0.0  # the `garble` fault: percent of frames corrupted (SimConnection.send)
+        self.garbled = 0  # frames corrupted so far
+        self.publishing: Any = None  # the Stream whose frame is being sent (what a garbled frame belonged to)
+        self._garble_cause: int | None = None
+        self._garble_rng = random.Random(f"{seed}|{self.name}|garble")
+        self._mutator = Mutator(random.Random(f"{seed}|{self.name}|mutate"), detectable=True)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -476,6 +483,9 @@ class VenueSim:
             self._reject_cause = ("reject-connect-for", self.truth.cause)
         elif name == "close":
             self.close_all(int(value or 1001), "close")  # type: ignore[arg-type]
+        elif name == "garble":
+            self.garble_pct = float(min(100, int(value or 10)))  # type: ignore[arg-type]
+            self._garble_cause = self.truth.cause
         elif name == "clear":
             self.clear_faults()
         elif not self.apply_venue_fault(f):
@@ -493,6 +503,7 @@ class VenueSim:
         self._fault_tasks.clear()
         self._reject_next = 0
         self._reject_until = 0.0
+        self.garble_pct = 0.0
         for c in self.connections:
             c.unstall()
 
@@ -516,6 +527,17 @@ class VenueSim:
                          detail="silent until cleared" if seconds is None else f"silent for {seconds:g}s")
         for c in self.connections:
             c.stall(seconds)
+
+    def garble(self, conn: SimConnection, data: bytes, binary: bool) -> tuple[bytes, bool] | None:
+        """The `garble` fault: this frame corrupted (and logged), or None to send it as it is."""
+        if self._garble_rng.random() * 100.0 >= self.garble_pct:
+            return None
+        out, out_binary, op = self._mutator.mutate(data, binary)
+        self.garbled += 1
+        s = self.publishing
+        self.truth.fault("garble", stream=None if s is None else getattr(s, "tname", s.topic), conns=(conn.id,),
+                         detail=f"{op}: {bytes(data[:60])!r}", cause=self._garble_cause)
+        return out, out_binary
 
     def malformed_frame(self) -> bytes:
         """The non-JSON payload sent by the ``malformed`` fault (venues may override)."""
