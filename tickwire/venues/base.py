@@ -29,6 +29,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
+from tickwire import book as _book
 from tickwire.book import Book
 from tickwire.model import BookUpdate, Event, Gap, Resynced, VenueError
 from tickwire.subscription import SpecError, Subscription
@@ -48,6 +49,22 @@ def inflate_bounded(data: bytes, wbits: int, limit: int = MAX_INFLATED_BYTES) ->
     if d.unconsumed_tail or (not d.eof and len(out) >= limit):
         raise zlib.error(f"frame inflates to more than {limit:,} bytes (max_inflated_bytes); dropped")
     return out
+
+
+def good_print(price: Any, size: Any) -> bool:
+    """A trade a user can trust: its price a finite non-negative decimal string and its size a
+    positive one (the rule of book levels, :mod:`tickwire.book`; compiled when the hot path is)."""
+    kind = _book._kind
+    return kind(price) >= 0 and kind(size) > 0
+
+
+def bad_print(venue: str, market: str, symbol: str, stream: str, trade_id: Any, price: Any, size: Any,
+              recv_ns: int) -> VenueError:
+    """The VenueError that replaces a trade whose price or size is not a number (never delivered
+    as a Trade: found by the chaos run's garbled frames)."""
+    return VenueError(venue=venue, market=market, symbol=symbol, stream=stream, recv_ns=recv_ns, code="bad-trade",
+                      msg=f"trade {trade_id!r} dropped: price {price!r} / size {size!r} is not a non-negative "
+                          "decimal (size > 0)")
 
 
 # Send priorities. The engine sends CONTROL frames (heartbeats) at once, ahead of any
@@ -259,6 +276,8 @@ class Session:
         self.streams: dict[str, StreamState] = {}     # topic -> state
         self.accept_any = options.accept_any
         self.max_inflated = int(options.extra.get("max_inflated_bytes", MAX_INFLATED_BYTES))
+        if not _book._bound:  # the compiled level check for trades too (good_print), not only books
+            _book._bind()
         self.ledger = Ledger(self)
         self.last_rx_ns = 0
         self.ping_sent_ns = 0
@@ -434,8 +453,11 @@ class Session:
         book is never left silently dead (``feed.stats()`` lists it under ``stuck`` meanwhile)."""
         limit = int(self.timers.resync_timeout_s * 1e9)
         for st in self.streams.values():
-            if (st.book is not None and not st.synced and st.gap_reported and st.last_resync_ns
-                    and not st.resync_due_ns and now_ns - st.last_resync_ns > limit):
+            # Since the last resync, or (a Gap carried over a reconnect) since this connection
+            # started: its first subscribe may bring no snapshot either.
+            since = st.last_resync_ns or self.started_ns
+            if (st.book is not None and not st.synced and st.gap_reported and since
+                    and not st.resync_due_ns and now_ns - since > limit):
                 wait = self.ledger.retry_later(st, now_ns)
                 self.outbox.append(self.gap(st, now_ns, f"still broken: resync #{st.resyncs} brought no snapshot "
                                                         f"within {limit / 1e9:g}s; again in {wait:g}s"))

@@ -7,6 +7,7 @@ from typing import Any
 
 from tickwire.model import Balance, Candle, Event, Order, Ticker, Trade
 from tickwire.subscription import Subscription
+from tickwire.venues.base import bad_print, good_print
 from tickwire.venues.bge.wire import Asset, Fill
 from tickwire.venues.bge.wire import Candle as WireCandle
 
@@ -41,6 +42,8 @@ def fills(sub: Subscription, data: list[Fill], recv_ns: int) -> list[Event]:
     return [Trade(venue="bge", market=sub.market, symbol=sub.symbol, stream=sub.spec,
                   exch_ns=t.ts * 1_000_000, recv_ns=recv_ns, price=t.price, size=t.vol,
                   side=t.direction.lower(), trade_id=str(t.id))
+            if good_print(t.price, t.vol) else
+            bad_print("bge", sub.market, sub.symbol, sub.spec, t.id, t.price, t.vol, recv_ns)
             for t in data]
 
 

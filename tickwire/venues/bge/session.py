@@ -213,8 +213,24 @@ class BGESession(Session):
         req = None
         if op is not None or event in ("error", ""):
             req = self.ledger.match(topics=(topic,), op=op) if topic else self.ledger.oldest(op)
+            if req is None and topic:
+                req = self._match_without_interval(topic, op)
         msg = self._scrub(env.msg) or self._fail_text(env, code)
         return self.ledger.failed(req, env.code, msg, recv_ns, stream=f"bge:{topic}" if topic else "")
+
+    def _match_without_interval(self, topic: str, op: str | None) -> Any:
+        """A refusal that echoes ``type`` and ``product`` but not the ``interval`` of an
+        orderbook/candles request (the docs' FAIL ack carries none): the oldest pending request
+        of that type and product, any interval (the venue answers in order). Without this the
+        refusal matched nothing: the stream stayed pending, never retried (found by the chaos run)."""
+        typ, _, product = topic.partition(":")
+        if "." in typ or typ not in ("orderbook", "candles"):
+            return None
+        for r in self.ledger.requests.values():
+            if (op is None or r.op == op) and any(
+                    t.partition(":")[2] == product and t.partition(":")[0].partition(".")[0] == typ for t in r.topics):
+                return self.ledger.match(req_id=r.id)
+        return None
 
     @staticmethod
     def _topic_in_msg(msg: str) -> str:

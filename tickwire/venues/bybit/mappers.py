@@ -6,6 +6,8 @@ from typing import Any
 
 from tickwire.model import Balance, Candle, Event, Fill, Greeks, Liquidation, Order, Position, Ticker, Trade
 from tickwire.subscription import Subscription
+from tickwire import book as _book
+from tickwire.venues.base import bad_print
 from tickwire.venues.bybit import INTERVAL_NAMES
 from tickwire.venues.bybit.wire import Kline, Liq
 from tickwire.venues.bybit.wire import Trade as WireTrade
@@ -18,7 +20,11 @@ def trades(sub: Subscription, data: list[WireTrade], recv_ns: int) -> list[Event
     # Trade's own fields positionally (price, size, side, trade_id, seq): once per trade. A
     # loop, not a comprehension: for the 1-4 trades of a message it is ~80 ns cheaper (3.11).
     out: list[Event] = []
+    kind = _book._kind  # the level rule of books (venues.base.good_print), inlined: once per trade
     for t in data:
+        if kind(t.p) < 0 or kind(t.v) <= 0:
+            out.append(bad_print("bybit", market, t.s, spec, t.i, t.p, t.v, recv_ns))
+            continue
         out.append(Trade(t.p, t.v, sides.get(t.S) or t.S.lower(), t.i, t.seq, venue="bybit", market=market,
                          symbol=t.s, stream=spec, exch_ns=t.T * 1_000_000, recv_ns=recv_ns))
     return out

@@ -9,6 +9,8 @@ from tickwire.model import (
     Ticker, Trade,
 )
 from tickwire.subscription import Subscription
+from tickwire import book as _book
+from tickwire.venues.base import bad_print
 from tickwire.venues.okx import market_of
 from tickwire.venues.okx.wire import Trade as WireTrade
 from tickwire.venues.okx_gateway import ms
@@ -18,7 +20,11 @@ def trades(sub: Subscription, data: list[WireTrade], recv_ns: int) -> list[Event
     # A loop, not a comprehension: cheaper for the few trades of a message (3.11).
     out: list[Event] = []
     market, spec = sub.market, sub.spec
+    kind = _book._kind  # the level rule of books (venues.base.good_print), inlined: once per trade
     for t in data:
+        if kind(t.px) < 0 or kind(t.sz) <= 0:
+            out.append(bad_print("okx", market, t.instId, spec, t.tradeId, t.px, t.sz, recv_ns))
+            continue
         out.append(Trade(t.px, t.sz, t.side, t.tradeId, t.seqId, venue="okx", market=market,
                          symbol=t.instId, stream=spec, exch_ns=ms(t.ts), recv_ns=recv_ns))
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tickwire.model import DexCandle, DexPrice, DexSignal, DexTrade, Event
 from tickwire.subscription import Subscription
+from tickwire.venues.base import bad_print, good_print
 from tickwire.venues.okx_gateway import ms
 from tickwire.venues.okxdex import CANDLE_PREFIX
 from tickwire.venues.okxdex.wire import Candle, Price
@@ -32,7 +33,16 @@ def candles(sub: Subscription, data: list[Candle] | Candle, recv_ns: int) -> lis
 def trades(sub: Subscription, data: list[dict] | dict, recv_ns: int) -> list[Event]:
     chain = sub.params.get("chainIndex", "")
     token = sub.params.get("tokenContractAddress", "")
-    return [_trade(sub, chain, token, d, recv_ns) for d in (data if isinstance(data, list) else [data])]
+    out: list[Event] = []
+    for d in (data if isinstance(data, list) else [data]):
+        t = _trade(sub, chain, token, d, recv_ns)
+        # a price or size that is there must be a number (either may be absent: the field tables vary)
+        if (t.price is not None and not good_print(t.price, "1")) or (t.size is not None and not good_print("0", t.size)):
+            out.append(bad_print("okxdex", chain, sub.symbol, sub.spec, (t.raw or {}).get("id"), t.price, t.size,
+                                 recv_ns))
+        else:
+            out.append(t)
+    return out
 
 
 def _trade(sub: Subscription, chain: str, token: str, d: dict, recv_ns: int) -> DexTrade:
