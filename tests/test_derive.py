@@ -197,6 +197,15 @@ def test_derive_command_writes_tables(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tickwire.cli", "derive", "--data", str(data), "okx:books:ETH-USDT@quotes"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "not recorded" in r.stderr and "okx:books:BTC-USDT" in r.stderr
+    # a partition two recorders wrote: said, since their common rows would be applied twice
+    import shutil
+
+    f = next((data / "book_changes").glob("venue=okx/date=*/part-*.parquet"))
+    stamp, source, rest = f.name.split("-", 3)[1:]
+    shutil.copy(f, f.with_name(f"part-{stamp}-{'f' * len(source)}-{rest}"))
+    r = subprocess.run([sys.executable, "-m", "tickwire.cli", "derive", "--data", str(data), "--out", str(out),
+                        "okx:books:BTC-USDT@quotes"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "several recorders" in r.stderr
 
 
 async def _record(data: Path, seconds: float = 2.0) -> None:

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -36,12 +38,25 @@ BOOK_COLUMNS = ["recv_ns", "exch_ns", "market", "symbol", "seq", "prev_seq", "sn
 TRADE_COLUMNS = ["recv_ns", "exch_ns", "market", "symbol", "price", "size", "side", "trade_id"]
 
 
+_SOURCE = re.compile(r"^part-\d{8}T\d{6}Z-([0-9a-zA-Z]+)-")
+
+
 def parquet_files(data: str | os.PathLike, table: str) -> list[Path]:
     """A table's published files in order (partition, then name: the time of the first row)."""
     root = Path(data) / table
     if not root.is_dir():
         return []
-    return sorted(p for p in root.glob("venue=*/date=*/*.parquet") if not p.name.startswith((".", "_")))
+    files = sorted(p for p in root.glob("venue=*/date=*/*.parquet") if not p.name.startswith((".", "_")))
+    sources: dict[Path, set[str]] = {}
+    for f in files:
+        m = _SOURCE.match(f.name)
+        sources.setdefault(f.parent, set()).add(m.group(1) if m else f.name)
+    mixed = [d for d, src in sources.items() if len(src) > 1]
+    if mixed and table in ("book_changes", "trades"):
+        warnings.warn(f"{len(mixed)} partition(s) of {root} were written by several recorders "
+                      f"({mixed[0].relative_to(root)}...): rows they both recorded are read twice; "
+                      "compact the dataset first (tickwire compact)", stacklevel=3)
+    return files
 
 
 def _read(data: str | os.PathLike, table: str, columns: list[str], filt: Any = None) -> Any:
