@@ -4,6 +4,8 @@
     python -m bench throughput             # one suite; rewrites only its section of RESULTS.md
     python -m bench latency|scale|record
     python -m bench all --quick            # short smoke run of every suite, prints only
+    python -m bench chaos                  # faults against the simulator's ground truth (~10 min; not in all)
+    python -m bench fuzz                   # 1M+ mutated frames through every venue's decoder (not in all)
 
 Suites (details in bench/README.md):
 
@@ -15,8 +17,15 @@ Suites (details in bench/README.md):
               CPU per message with 1 vs 1,000 books at the same rate (bench/scale.py)
   record      the throughput streams with and without a Recorder: cost per message, rows, bytes
               (bench/record.py)
+  chaos       every venue under every applicable fault, checked against the simulator's ground
+              truth: detected, resynced, exact books, trades lost/duplicated, bans, silence
+              (bench/chaos.py; not part of all)
+  fuzz        structure-aware mutations of recorded and simulated frames through every venue's
+              session: nothing raised, nothing hung, no corrupt book delivered as valid; inputs/s
+              (bench/fuzz.py; not part of all)
 
-Servers run pinned to one core, every client in a fresh process pinned to the other.
+Servers run pinned to one core, every client in a fresh process pinned to the other (chaos and
+fuzz are not pinned: chaos pins its own loaded simulator).
 """
 
 from __future__ import annotations
@@ -27,21 +36,24 @@ import sys
 import time
 from pathlib import Path
 
-from . import latency, record, results, scale, throughput
+from . import chaos, fuzz, latency, record, results, scale, throughput
 from .common import BENCH_DIR, REPO, Background, pin_harness
 
 SUITES = {"throughput": throughput.run, "latency": latency.run, "scale": scale.run, "record": record.run}
+EXTRA = {"chaos": chaos.run, "fuzz": fuzz.run}  # run by name only, unpinned
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("suite", nargs="?", default="all", choices=["all", *SUITES])
+    ap.add_argument("suite", nargs="?", default="all", choices=["all", *SUITES, *EXTRA])
     ap.add_argument("--quick", action="store_true", help="short runs (10k messages per stream, 4 s paced "
                                                           "runs, 1 repeat); prints only unless --out")
     ap.add_argument("--out", help="markdown output (default bench/RESULTS.md; quick: none)")
     throughput.add_arguments(ap)
     latency.add_arguments(ap)
+    chaos.add_arguments(ap)
+    fuzz.add_arguments(ap)
     args = ap.parse_args(argv)
 
     out = Path(args.out) if args.out else (None if args.quick else BENCH_DIR / "RESULTS.md")
@@ -51,18 +63,21 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         py = "python"
     argv_ = argv if argv is not None else sys.argv[1:]
-    server_cpu, client_cpu, pinning = pin_harness()
     names = list(SUITES) if args.suite == "all" else [args.suite]
+    if args.suite in EXTRA:
+        server_cpu, client_cpu, pinning = None, None, "none (chaos and fuzz run unpinned)"
+    else:
+        server_cpu, client_cpu, pinning = pin_harness()
     t_all = time.perf_counter()
     for name in names:
         # the command that regenerates this section (suite named explicitly, options kept)
-        opts = [a for a in argv_ if a not in ("all", *SUITES)]
+        opts = [a for a in argv_ if a not in ("all", *SUITES, *EXTRA)]
         command = f"{py} -m bench {name} " + " ".join(shlex.quote(a) for a in opts)
         ctx = {"server_cpu": server_cpu, "client_cpu": client_cpu, "pinning": pinning,
                "command": command.strip(), "background": Background()}
         t = time.perf_counter()
         print(f"== {name} ==", file=sys.stderr, flush=True)
-        body, summary = SUITES[name](args, ctx)
+        body, summary = {**SUITES, **EXTRA}[name](args, ctx)
         print(f"\n{summary}\n\n[{name}] {time.perf_counter() - t:.0f} s; {pinning}\n", flush=True)
         if out is not None:
             results.update(out, name, body)

@@ -19,12 +19,14 @@ from pathlib import Path
 
 from .common import BENCH_DIR
 
-SUITES = ("throughput", "latency", "scale", "record")
+SUITES = ("throughput", "latency", "scale", "record", "chaos", "fuzz")
 TITLES = {
     "throughput": "Throughput (loopback, client CPU per message)",
     "latency": "Latency at a realistic cadence",
     "scale": "Memory and scale",
     "record": "Recording cost",
+    "chaos": "Chaos: every venue under every fault, against the simulator's truth",
+    "fuzz": "Decoder fuzzing",
 }
 PEERS_PY = BENCH_DIR / ".venv-peers" / "bin" / "python"
 PROJECT_PACKAGES = ("tickwire", "picows", "msgspec", "uvloop", "aiofastnet", "pyarrow", "duckdb")
@@ -129,7 +131,9 @@ bash bench/setup_peers.sh      # once: the peers' separate venv, bench/.venv-pee
 ```
 
 or one suite with `.venv/bin/python -m bench throughput|latency|scale|record`; each suite
-rewrites only its own section below. What each suite measures: `bench/README.md`.
+rewrites only its own section below. `chaos` (faults against the simulator's ground truth) and
+`fuzz` (mutated frames through every decoder) run only by name: `.venv/bin/python -m bench chaos`,
+`.venv/bin/python -m bench fuzz`. What each suite measures: `bench/README.md`.
 """
 
 

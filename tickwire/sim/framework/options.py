@@ -47,6 +47,9 @@ class SimOptions:
     truth: bool = True
     """Keep the ground truth of books and trades (:mod:`.truth`; a few microseconds per book
     update). The fault and limit logs are always kept."""
+    garble_detectable: bool = True
+    """The ``garble`` fault keeps to corruption a client can recognise (False: any corruption,
+    digits changed included; see :mod:`.mutate`)."""
     truth_history: int = 4096
     """Sequences per book stream whose digest :meth:`.truth.BookTruth.digest_at` can still give."""
 

@@ -111,7 +111,7 @@ class VenueSim:
         self.publishing: Any = None  # the Stream whose frame is being sent (what a garbled frame belonged to)
         self._garble_cause: int | None = None
         self._garble_rng = random.Random(f"{seed}|{self.name}|garble")
-        self._mutator = Mutator(random.Random(f"{seed}|{self.name}|mutate"), detectable=True)
+        self._mutator = Mutator(random.Random(f"{seed}|{self.name}|mutate"), detectable=self.opts.garble_detectable)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
