@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 from decimal import Decimal
 import json
 import logging
@@ -117,7 +118,9 @@ PROFILES: dict[str, Profile] = {
 }
 
 FEED_OPTIONS: dict[str, Any] = {"backoff_base_s": 0.05, "backoff_cap_s": 1.0, "stable_after_s": 3.0, "tick_s": 0.05,
-                                "instruments": False}
+                                "instruments": False,
+                                # gc.freeze() at each feed's start would make every earlier case's garbage permanent
+                                "tune_gc": False}
 
 # What the client must do after one occurrence of a fault kind (a FaultRecord of the truth):
 #   gap        a Gap on the record's stream, then Resynced (unless the stream was already broken)
@@ -681,6 +684,7 @@ async def run_case(case: Case, *, seconds: float, settle_s: float = 2.5, mode: s
         logging.getLogger("tickwire").removeHandler(errlog)
         loop.set_exception_handler(old_handler)
     assert watch is not None
+    gc.collect()
     row.rss_mb = rss_mb()
     row.overflow_late_s = watch.overflow_late_ns / 1e9
     if row.overflow_late_s > 1.0:
@@ -966,6 +970,11 @@ def totals(rows: list[Row]) -> dict[str, Any]:
         "overflow dropped": sum(r.overflow_dropped for r in rows),
         "raised": sum(r.raised for r in rows),
         "peak rss MB": round(max((r.rss_mb for r in rows), default=0.0)),
+        "rss first MB": round(rows[0].rss_mb) if rows else 0,
+        "rss last MB": round(rows[-1].rss_mb) if rows else 0,
+        "reconnects per minute": round(sum(r.reconnects for r in rows) / max(1e-9, sum(r.seconds for r in rows) / 60), 1),
+        "max reconnects per minute": round(max((r.reconnects / (r.seconds / 60) for r in rows if r.seconds), default=0), 1),
+        "internal errors (garbling)": sum(r.internal_errors for r in rows),
         "findings": sum(len(r.findings) for r in rows),
     }
     return t
@@ -979,8 +988,10 @@ def totals_text(t: dict[str, Any]) -> str:
             f"{t['trades lost']} lost outside a reported gap ({t['trades lost in reported gaps']} inside), "
             f"{t['duplicated']} duplicated; {t['bans']} bans; {t['unexplained gaps/reconnects']} gaps or reconnects "
             f"without a cause; {t['reconnects']} reconnects for {t['connections killed by faults']} connections "
-            f"killed; longest unreported silence {t['max unreported silence s']} s; {t['raised']} raised; "
-            f"peak RSS {t['peak rss MB']} MB; {t['findings']} findings.")
+            f"killed ({t['reconnects per minute']} per minute of faults, at most {t['max reconnects per minute']} in a "
+            f"case); longest unreported silence {t['max unreported silence s']} s; {t['raised']} raised; RSS "
+            f"{t['rss first MB']} MB after the first case, {t['rss last MB']} MB after the last (peak "
+            f"{t['peak rss MB']} MB); {t['findings']} findings.")
 
 
 # --------------------------------------------------------------------------------------------

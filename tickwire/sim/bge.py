@@ -1502,6 +1502,9 @@ class BgeSim(VenueSim):
         super().clear_faults()
         self._skip_every = 0
         self._no_ping = False
+        if self._ignore_pong:  # the pings whose pongs were ignored can no longer be answered
+            for c in self.connections:
+                c.pending_pings.clear()  # type: ignore[attr-defined]
         self._ignore_pong = False
         self._sub_fail = 0
         for s in self._streams.values():
