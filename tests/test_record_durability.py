@@ -44,7 +44,7 @@ CRASH_SCRIPT = textwrap.dedent("""
 
 
 def published(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*.parquet") if "_wal" not in p.parts]
+    return [p for p in root.rglob("*.parquet") if "_wal" not in p.parts and "_trash" not in p.parts]
 
 
 def read_everything(root: Path) -> dict[str, int]:
@@ -59,7 +59,7 @@ def read_everything(root: Path) -> dict[str, int]:
     for f in archive.archive_files(root):
         rows["raw"] = rows.get("raw", 0) + sum(1 for r in archive.read_archive(f, strict=True) if r.is_frame)
     con.close()
-    assert not [p for p in root.rglob("*.tmp") if "_wal" not in p.parts]
+    assert not [p for p in root.rglob("*.tmp") if "_wal" not in p.parts and "_trash" not in p.parts]
     return rows
 
 
@@ -147,7 +147,7 @@ def slow_disk(monkeypatch):
 
 def trades(n, ns=1_732_000_000_000_000_000):
     return (m.Trade(venue="bybit", market="linear", symbol="BTCUSDT", stream="s", recv_ns=ns + i, price="1.0",
-                    size="2", side="buy", trade_id=str(i), seq=i) for i in range(1, n + 1))
+                    size="2", side="buy", trade_id=f"{ns}-{i}", seq=i) for i in range(1, n + 1))
 
 
 def test_memory_stays_bounded_and_drops_are_counted_when_the_disk_is_slow(tmp_path, slow_disk):
@@ -223,8 +223,8 @@ def test_disk_full_stops_the_recorder_with_a_clear_error_and_keeps_what_is_there
     assert "No space left on device" in str(ei.value) and "recover" in str(ei.value)
     with pytest.raises(RecorderError):
         rec.close()
-    assert sorted(published(tmp_path)) == sorted(good)
-    assert sum(pq.read_table(p).num_rows for p in good) == 300
+    # what was published before the error is all there (its parts may have been merged meanwhile)
+    assert sum(pq.read_table(p).num_rows for p in published(tmp_path)) == 300
 
 
 def test_unwritable_output_is_a_clear_error(tmp_path):
@@ -239,17 +239,21 @@ def test_unwritable_output_is_a_clear_error(tmp_path):
     assert "cannot record to" in res.output and "Not a directory" in res.output
 
 
-def test_a_new_recorder_recovers_a_killed_ones_files_but_not_a_running_ones(tmp_path):
+def test_a_new_recorder_merges_a_killed_ones_parts_but_not_a_running_ones(tmp_path):
     a = Recorder(tmp_path, raw=False)
     a.add_many(trades(10))
-    a.flush(wait=True)                        # in a's WAL, not yet published
+    a.flush(wait=True)                        # published at once: a flush part
+    a.add_many(trades(10, ns=1_732_000_000_000_100_000))
+    a.flush(wait=True)
+    assert len(published(tmp_path)) == 2 and pq.read_table(tmp_path / "trades").num_rows == 20
     b = Recorder(tmp_path, raw=False)         # a is alive (holds its lock): left alone
-    assert b.recovered.skipped_live == 1 and not published(tmp_path)
+    assert b.recovered.skipped_live == 1 and len(published(tmp_path)) == 2
     b.close()
-    a.writer._publish_all = lambda: None      # simulate a dying without publishing
+    a.writer._publish_all = lambda: None      # simulate a dying without merging its parts
     a.writer.stop()
     os.close(a._lock)
     c = Recorder(tmp_path, raw=False)
-    assert c.recovered.parts == 1 and c.recovered.rows == 10
+    assert c.recovered.parts == 1 and c.recovered.rows == 20   # a's two parts, merged into one file
     c.close()
-    assert pq.read_table(tmp_path / "trades").num_rows == 10
+    assert len(published(tmp_path)) == 1 and pq.read_table(tmp_path / "trades").num_rows == 20
+    assert not (tmp_path / "_trash").exists()

@@ -16,7 +16,7 @@ from typing import NoReturn
 import typer
 from typer.exceptions import TyperException
 
-from tickwire.cli import bus, collect, decode, demo, derive, plot, query, record, replay, sim, tail
+from tickwire.cli import bus, collect, data, decode, demo, derive, plot, query, record, replay, sim, tail
 from tickwire.cli.common import EXIT_INTERRUPTED, EXIT_SPEC, print_error
 
 __all__ = ["app", "main"]
@@ -31,7 +31,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 
 # In the order of `tickwire --help`.
 for _command in (tail.tail, sim.sim, record.record, query.query, decode.decode, replay.replay, demo.demo,
-                 record.recover, derive.derive, plot.plot):
+                 record.recover, data.compact, data.verify, derive.derive, plot.plot):
     app.command()(_command)
 del _command
 app.command()(collect.collect)

@@ -60,7 +60,8 @@ class DemoError(ValueError):
 def demo(
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds "
                                                                       "[default: until Ctrl-C]."),
-    out: str = typer.Option("./data", "--out", "-o", help="Dataset directory."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Dataset directory [default: a new folder "
+                                                                 "./demo-<UTC date and time>]."),
     venues: Optional[str] = typer.Option(None, "--venues",
                                          help="Comma-separated venues [default: every simulated venue]."),
     dashboard: bool = typer.Option(True, "--dashboard/--no-dashboard",
@@ -101,9 +102,21 @@ def available_venues() -> list[str]:
     return [v for v in DEFAULT_STREAMS if v in have] + sorted(have - set(DEFAULT_STREAMS))
 
 
-async def run_demo(duration: float | None = 20.0, out: str = "./data", venues: Sequence[str] | None = None,
+def fresh_folder(base: str = "demo") -> str:
+    """A folder name that does not exist yet: ``./demo-20250101-120000`` (``-2``, ``-3``... if taken),
+    so that a demo never adds to an earlier recording."""
+    stem = f"./{base}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    out, n = stem, 1
+    while Path(out).exists():
+        n += 1
+        out = f"{stem}-{n}"
+    return out
+
+
+async def run_demo(duration: float | None = 20.0, out: str | None = None, venues: Sequence[str] | None = None,
                    dashboard: bool = True, seed: int = 0, console: Any = None, summary_every_s: float = 5.0) -> int:
-    """Run the demo; returns the exit code (0 ok, EXIT_FEED the feed failed, EXIT_DISK disk error)."""
+    """Run the demo; returns the exit code (0 ok, EXIT_FEED the feed failed, EXIT_DISK disk error).
+    ``out=None``: a new folder (:func:`fresh_folder`)."""
     from rich.console import Console
 
     from tickwire import FeedError, stream
@@ -112,6 +125,8 @@ async def run_demo(duration: float | None = 20.0, out: str = "./data", venues: S
     from tickwire.sinks.recorder import Recorder
     from tickwire.sinks.writer import RecorderError
 
+    if out is None:
+        out = fresh_folder()
     avail = available_venues()
     vlist = list(venues) if venues else avail
     unknown = [v for v in vlist if v not in avail]

@@ -1,4 +1,5 @@
-"""Sinks: where events go. Parquet dataset + raw frame archive (:class:`Recorder`), queries.
+"""Sinks: where events go. Parquet dataset + raw frame archive (:class:`Recorder`), queries,
+``compact`` and ``verify``.
 
 Import-light: pyarrow and duckdb are loaded only when a recorder writes or a query runs.
 See ``docs/recording.md`` for the layout, schemas and durability policy.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["Recorder", "RecorderError", "RecorderStats", "recover", "query", "connect", "read_archive",
-           "decode_archive", "KINDS"]
+           "decode_archive", "KINDS", "compact", "verify"]
 
 _LAZY = {
     "Recorder": "tickwire.sinks.recorder",
@@ -21,6 +22,8 @@ _LAZY = {
     "read_archive": "tickwire.sinks.archive",
     "decode_archive": "tickwire.sinks.archive",
     "KINDS": "tickwire.sinks.schema",
+    "compact": "tickwire.sinks.dataset",
+    "verify": "tickwire.sinks.verify",
 }
 
 

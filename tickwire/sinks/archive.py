@@ -66,6 +66,9 @@ class ArchiveError(ValueError):
 
 
 _codec: Any = None
+#: zstd level of the blocks written. Level 1 is faster than 3 and, on frames (1 MB blocks of
+#: JSON lines), as small or smaller (bench: 29 vs 30 bytes per Bybit book frame).
+LEVEL = 1
 
 
 def _zstd() -> Any:
@@ -73,7 +76,7 @@ def _zstd() -> Any:
     if _codec is None:
         import pyarrow as pa
 
-        _codec = pa.Codec("zstd", compression_level=3)
+        _codec = pa.Codec("zstd", compression_level=LEVEL)
     return _codec
 
 

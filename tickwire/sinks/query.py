@@ -1,4 +1,4 @@
-"""SQL over a recorded dataset with DuckDB: one view per table, over the Parquet globs.
+"""SQL over a recorded dataset with DuckDB: one view per table, duplicates removed.
 
     >>> import tickwire
     >>> tickwire.query("SELECT symbol, count(*) FROM trades GROUP BY 1", data="./data")
@@ -6,7 +6,18 @@
 Every view has the files' columns, the ``venue`` and ``date`` partition columns, and two
 computed timestamps, ``recv_time`` and ``exch_time`` (``TIMESTAMP_NS``, UTC), from
 ``recv_ns`` / ``exch_ns``. A table with no file yet is an empty view with the right
-columns, so queries do not fail on a young dataset.
+columns, so queries do not fail on a young dataset. What a running recorder flushed is
+there: it publishes a part at every flush.
+
+Duplicates (the same trade, book message or state recorded twice: two recorders, a re-run
+into the same folder, a venue re-sending after a reconnect) are removed: rows of one identity
+(:func:`tickwire.sinks.dataset.identity_sql`) keep the first received. A partition whose files
+all come from one source (one recorder, or one ``tickwire compact``) cannot hold two rows of
+one identity and is read as it is; the others go through a window over their identity. The
+views are planned when the connection is made (:func:`connect`): a long-lived connection sees
+new files and new partitions (deduplicated), but a partition that gains a second source later
+is deduplicated only by a new connection (``tickwire.query()`` makes one per call). The
+``<table>_all`` views show every row as stored.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tickwire.sinks.dataset import dedup_clause, partitions
 from tickwire.sinks.schema import KINDS, duckdb_type
 
 
@@ -23,29 +35,50 @@ def _sql_str(s: str) -> str:
 
 
 def has_files(data: str | os.PathLike, kind: str) -> bool:
-    d = Path(data) / kind
-    if not d.is_dir():
-        return False
-    return any(p.name.endswith(".parquet") and not p.name.startswith((".", "_")) for p in d.rglob("*.parquet"))
+    return bool(partitions(data, kind))
 
 
-def view_sql(data: str | os.PathLike, kind: str) -> str:
-    """The ``CREATE VIEW`` statement of one table."""
+def _read(glob: str | list[str]) -> str:
+    src = _sql_str(glob) if isinstance(glob, str) else "[" + ", ".join(_sql_str(g) for g in glob) + "]"
+    return (f"read_parquet({src}, hive_partitioning = true, union_by_name = true, "
+            "hive_types = {'venue': VARCHAR, 'date': DATE})")
+
+
+def _empty(kind: str) -> str:
     k = KINDS[kind]
-    if has_files(data, kind):
-        glob = str(Path(data).resolve() / kind / "**" / "*.parquet")
-        return (f"CREATE OR REPLACE VIEW {kind} AS SELECT *, make_timestamp_ns(recv_ns) AS recv_time, "
-                f"make_timestamp_ns(exch_ns) AS exch_time FROM read_parquet({_sql_str(glob)}, "
-                "hive_partitioning = true, union_by_name = true, "
-                "hive_types = {'venue': VARCHAR, 'date': DATE})")
     cols = ", ".join(f"CAST(NULL AS {duckdb_type(c.type)}) AS {c.name}" for c in k.columns)
-    return (f"CREATE OR REPLACE VIEW {kind} AS SELECT {cols}, CAST(NULL AS VARCHAR) AS venue, "
-            "CAST(NULL AS DATE) AS date, CAST(NULL AS TIMESTAMP_NS) AS recv_time, "
-            "CAST(NULL AS TIMESTAMP_NS) AS exch_time WHERE false")
+    return (f"SELECT {cols}, CAST(NULL AS VARCHAR) AS venue, CAST(NULL AS DATE) AS date, "
+            "CAST(NULL AS TIMESTAMP_NS) AS recv_time, CAST(NULL AS TIMESTAMP_NS) AS exch_time WHERE false")
+
+
+_TIMES = "make_timestamp_ns(recv_ns) AS recv_time, make_timestamp_ns(exch_ns) AS exch_time"
+
+
+def view_sql(data: str | os.PathLike, kind: str, dedup: bool = True) -> str:
+    """The ``CREATE VIEW`` statement of one table (``dedup=False``: the ``<table>_all`` view)."""
+    parts = partitions(data, kind)
+    name = kind if dedup else f"{kind}_all"
+    if not parts:
+        return f"CREATE OR REPLACE VIEW {name} AS {_empty(kind)}"
+    src = _read(str(Path(data).resolve() / kind / "**" / "*.parquet"))
+    if not dedup:
+        return f"CREATE OR REPLACE VIEW {name} AS SELECT *, {_TIMES} FROM {src}"
+    clean = [p for p in parts if p.clean]
+    if not clean:
+        body = f"SELECT * FROM {src} {dedup_clause(kind)}"
+    else:
+        # clean partitions: read as they are, one glob per directory (no filter: counts come from
+        # the files' metadata); everything else (including partitions made after this view): the
+        # window over the identity. The hive filter prunes the clean ones' files from that scan.
+        keys = ", ".join(f"({_sql_str(p.venue)}, DATE {_sql_str(p.date)})" for p in clean)
+        body = (f"SELECT * FROM {_read([str(p.path.resolve() / '*.parquet') for p in clean])} UNION ALL BY NAME "
+                f"SELECT * FROM {src} WHERE (venue, date) NOT IN ({keys}) {dedup_clause(kind)}")
+    return f"CREATE OR REPLACE VIEW {name} AS SELECT *, {_TIMES} FROM ({body})"
 
 
 def connect(data: str | os.PathLike = "./data", con: Any = None) -> Any:
-    """A DuckDB connection with one view per table of the dataset at ``data``."""
+    """A DuckDB connection with one view per table of the dataset at ``data`` (duplicates
+    removed), and ``<table>_all`` views of every stored row."""
     import duckdb
 
     if not Path(data).is_dir():
@@ -53,6 +86,7 @@ def connect(data: str | os.PathLike = "./data", con: Any = None) -> Any:
     con = con or duckdb.connect()
     for kind in KINDS:
         con.execute(view_sql(data, kind))
+        con.execute(view_sql(data, kind, dedup=False))
     return con
 
 
