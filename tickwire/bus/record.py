@@ -233,11 +233,17 @@ class BusRecorder:
         finally:
             for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            try:  # a consumer stuck in the client's fetch must not keep the recorder from ending
+                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5.0)
+            except asyncio.TimeoutError:
+                log.warning("bus consumers did not stop within 5 s; closing anyway")
             await self.commit()
             await self._close_recorder()
             if own:
-                await bus.close()
+                try:
+                    await asyncio.wait_for(bus.close(), 5.0)
+                except asyncio.TimeoutError:
+                    log.warning("the bus connection did not close within 5 s")
 
     @staticmethod
     async def _wait_stream(bus: Bus, stream: str) -> None:
