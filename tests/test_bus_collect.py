@@ -136,12 +136,14 @@ async def test_beyond_the_buffer_bound_messages_are_dropped_and_counted(tmp_path
     bus.stop()
 
 
-async def test_batched_twins_overlap_on_the_bus_and_consumers_drop_the_copies(nats_single):
-    """--batch: redundant collectors' batches differ, the bus may hold an event twice; a consumer
-    delivers each trade and each book delta once, with an intact sequence chain."""
+async def test_twins_cutting_differently_overlap_on_the_bus_and_consumers_drop_the_copies(nats_single):
+    """Redundant collectors whose messages differ (one message per frame in one, chunks in the
+    other, as during an upgrade; or chunks cut at different idle moments): the bus may hold an
+    event twice; a consumer delivers each trade and each book delta once, with an intact
+    sequence chain."""
     async with Simulator(venues=["okx"], seed=11, options={"okx": {"trade_interval_ms": 5}}) as sim:
-        cs = [Collector(nats_single.url, SPECS[:2], name=f"batch{i}", batch_events=b, snapshot_interval_s=0,
-                        feed_options={"endpoints": sim.endpoints}) for i, b in enumerate((1, 32))]
+        cs = [Collector(nats_single.url, SPECS[:2], name=f"batch{i}", chunk_events=k, snapshot_interval_s=0,
+                        feed_options={"endpoints": sim.endpoints}) for i, k in enumerate((1, 32))]
         for c in cs:
             await c.start()
         start = 0
@@ -175,3 +177,71 @@ async def test_batched_twins_overlap_on_the_bus_and_consumers_drop_the_copies(na
     assert len(trades) == len(set(trades)) > 50
     assert len(deltas) == len(set(deltas)) > 10 and deltas == sorted(deltas)
     assert not gaps
+
+
+async def test_late_joiner_reads_back_what_a_twin_stored_before_the_snapshot(nats_single):
+    """Twins cut their chunks differently (one had an idle moment the other had not), the one
+    ahead stored deltas before the other's snapshot position: a late joiner loading that
+    snapshot reads the book's messages before it again and continues with no Gap."""
+    from tickwire.bus import codec
+    from tickwire.bus.base import OutMsg
+    from tickwire.bus.codec import Snapshot
+    from tickwire.bus.collector import StreamsConfig
+    from tickwire.bus.nats import NatsBus
+
+    spec = "okx:books:RWD-USDT"
+
+    def delta(i):
+        return BookUpdate(venue="okx", market="spot", symbol="RWD-USDT", stream=spec, exch_ns=i, recv_ns=i,
+                          bids=[(str(1000 - i), "1")], asks=[(str(1000 + i), "2")], seq=100 + i, prev_seq=99 + i)
+
+    snap = BookUpdate(venue="okx", market="spot", symbol="RWD-USDT", stream=spec, exch_ns=0, recv_ns=0,
+                      bids=[("900", "5")], asks=[("1100", "5")], snapshot=True, seq=100)
+    d = {i: delta(i) for i in range(1, 16)}
+    nb = NatsBus(nats_single.url)
+    await nb.connect()
+    await nb.ensure_streams(StreamsConfig().specs(1))
+    stored: list = []
+    done = asyncio.Event()
+
+    def on_acks(results):
+        stored.extend((m.msg_id, seq) for m, seq, dup, err in results if not err)
+        done.set()
+
+    async def pub(*groups):
+        for g in groups:
+            body, mid = codec.encode_md(spec, g, "", "x")
+            done.clear()
+            nb.publish([OutMsg(codec.md_subject(spec), body, mid)], on_acks)
+            await asyncio.wait_for(done.wait(), 5)
+        return stored[-1][1]
+
+    await pub([snap], [d[i] for i in range(1, 6)], [d[i] for i in range(6, 11)])   # twin a, ahead
+    pos_b = await pub([d[4], d[5]])                                                # twin b's own cut
+    book = {"900": "5"}
+    for i in range(1, 6):
+        book[str(1000 - i)] = "1"
+    s = Snapshot(codec.FORMAT, spec, 105, pos_b, 5, 5, "b", sorted(book.items()), [["1100", "5"]] +
+                 [[str(1000 + i), "2"] for i in range(1, 6)])
+    done.clear()
+    nb.publish([OutMsg(codec.snap_subject(spec), codec.encode_snapshot(s), "")], on_acks)
+    await asyncio.wait_for(done.wait(), 5)
+    await pub([d[i] for i in range(11, 16)])                                        # both
+
+    got, gaps = [], []
+
+    async def join():
+        async for ev in subscribe(nb, codec.md_subject(spec)):
+            if isinstance(ev, Gap):
+                gaps.append(ev)
+            elif isinstance(ev, BookUpdate):
+                got.append((ev.seq, ev.snapshot, ev.book.valid))
+                if ev.seq == 115:
+                    return ev.book.top(100)
+
+    top = await asyncio.wait_for(join(), 10)
+    await nb.close()
+    assert not gaps
+    assert got == [(105, True, True)] + [(100 + i, False, True) for i in range(6, 16)]
+    bids, asks = top
+    assert bids[0][0] == "999" and len(bids) == 16 and len(asks) == 16

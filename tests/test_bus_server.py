@@ -20,12 +20,13 @@ async def _publish(bus, msgs, timeout=10.0):
     acks = {}
     done = asyncio.Event()
 
-    def on_ack(m, seq, dup, err):
-        acks[m.msg_id] = (seq, dup, err)
+    def on_acks(results):
+        for m, seq, dup, err in results:
+            acks[m.msg_id] = (seq, dup, err)
         if len(acks) == len(msgs):
             done.set()
 
-    bus.publish(msgs, on_ack)
+    bus.publish(msgs, on_acks)
     await asyncio.wait_for(done.wait(), timeout)
     return acks
 

@@ -4,9 +4,9 @@ NATS JetStream (:mod:`tickwire.bus.nats`) implements it; a Kafka adapter would t
 with a dedup key and a per-message confirmation; ordered reads from a position; a durable
 cursor acknowledged up to a position; "last message of a subject").
 
-* :meth:`Bus.publish` sends messages without waiting; each one's fate comes back through the
-  ``on_ack`` callback: stored (with the bus position, also for a duplicate: the original's),
-  or an error (the caller retries).
+* :meth:`Bus.publish` sends messages without waiting; their fate comes back in bulk through
+  the ``on_acks`` callback, one ``(msg, position, duplicate, error)`` per message: stored (with
+  the bus position, also for a duplicate: the original's), or an error (the caller retries).
 * :meth:`Bus.consume` reads messages of some subjects in bus order from a position, either
   ephemeral (nothing acknowledged) or ``durable`` (resumes where acknowledgements left off).
 * :meth:`Bus.ack` acknowledges a durable consumer's messages up to and including one.
@@ -32,14 +32,15 @@ class StreamSpec:
     replicas: int = 1
 
 
-@dataclass
+@dataclass(slots=True)
 class OutMsg:
     subject: str
     data: bytes
     msg_id: str = ""
-    token: Any = None            # the caller's (e.g. a snapshot waiting for this message's position)
+    token: Any = None            # the caller's: called with the bus position once stored (or None)
     tries: int = 0
     sent_at: float = 0.0
+    serial: int = 0              # the publisher's order of submission
 
 
 @dataclass
@@ -52,8 +53,9 @@ class InMsg:
     handle: Any = field(default=None, repr=False)
 
 
-AckCallback = Callable[[OutMsg, int, bool, str], None]
-"""on_ack(msg, stream_seq, duplicate, error): error is "" when stored."""
+AckCallback = Callable[[list[tuple[OutMsg, int, bool, str]]], None]
+"""on_acks([(msg, stream_seq, duplicate, error), ...]): error is "" when stored. Called with
+every confirmation that arrived together (one call per read from the bus, not one per message)."""
 
 
 class BusError(RuntimeError):
@@ -82,8 +84,8 @@ class Bus(abc.ABC):
         """Create the streams, or update their limits (idempotent)."""
 
     @abc.abstractmethod
-    def publish(self, msgs: list[OutMsg], on_ack: AckCallback) -> None:
-        """Send ``msgs`` in order, now; confirmations arrive through ``on_ack``."""
+    def publish(self, msgs: list[OutMsg], on_acks: AckCallback) -> None:
+        """Send ``msgs`` in order, now; confirmations arrive in bulk through ``on_acks``."""
 
     @abc.abstractmethod
     async def flush(self) -> None:

@@ -15,21 +15,24 @@ and their sequence chains never mix. Every token is escaped with :func:`escape`:
 ``>``, ``~``, whitespace and control characters become ``~XX`` (two hex digits of the byte), an
 empty token is ``_`` (a literal ``_`` token is ``~5F``). ``BTC.USDT`` -> ``BTC~2EUSDT``.
 
-Encoding (msgpack via msgspec; one bus message carries the events of one venue frame, all of one
-stream): ``[1, stream, recv_ns, conn, src, events]`` with ``events`` a list of
-``[type code, exch_ns, *fields of that event type]``. ``venue``, ``market``, ``symbol`` and
-``stream`` are sent once per message (decoded back from the stream spec), ``BookUpdate.book``
-is never sent (consumers maintain books, see :mod:`tickwire.bus.consumer`).
+Encoding (msgpack via msgspec; one bus message carries events of one stream: one venue frame,
+or a chunk of several frames' book deltas or trades, see :mod:`tickwire.bus.collector`):
+``[1, stream, recv_ns, conn, src, events]``, plus ``recv_each`` (every event's receipt time)
+when the events span frames, with ``events`` a list of ``[type code, exch_ns, *fields of that
+event type]`` (:func:`event_row`), all encoded in one call. ``venue``, ``market``, ``symbol``
+and ``stream`` are sent once per message (decoded back from the stream spec),
+``BookUpdate.book`` is never sent (consumers maintain books, see :mod:`tickwire.bus.consumer`).
+A reader of the one-frame format reads chunks too (a trailing field is ignored).
 
-Message ids (``Nats-Msg-Id``, JetStream's deduplication key): ``<key>:<hash>`` where ``key``
-names the venue's own position (``b<seq>`` a book delta, ``s<seq>`` a venue snapshot,
-``t<trade id>`` trades, ``e<exch_ns>`` other kinds) and ``hash`` is 64 bits of BLAKE2b over the
-stream spec and the encoded events. The encoded events hold only what the venue sent: what
-differs between two connections to the same venue — the local receipt time ``recv_ns``, the
-connection name ``conn``, the collector ``src`` — sits outside the hashed part. So two
-collectors on different lines produce the same id for the same venue frame, and different ids
-for anything the venue said differently (a venue that restarts its sequence numbers cannot
-make a new message collide with an old one).
+Message ids (``Nats-Msg-Id``, JetStream's deduplication key): ``<key>[/<n>]:<hash>`` where
+``key`` names the venue's own position of the last event (``b<seq>`` a book delta, ``s<seq>`` a
+venue snapshot, ``t<trade id>`` trades, ``e<exch_ns>`` other kinds), ``n`` the number of events
+when more than one, and ``hash`` is 64 bits of SHA-256 over the stream spec and the encoded
+events. The encoded events hold only what the venue sent: what differs between two connections
+to the same venue — the local receipt times, the connection name ``conn``, the collector
+``src`` — sits outside the hashed part. So two collectors on different lines produce the same
+id for the same venue events, and different ids for anything the venue said differently (a
+venue that restarts its sequence numbers cannot make a new message collide with an old one).
 """
 
 from __future__ import annotations
@@ -134,59 +137,90 @@ _enc = msgspec.msgpack.Encoder()
 _encode = _enc.encode
 
 
-def _book_fields(ev: Any) -> list:
-    if ev.venue_levels is not None:  # OKX: the venue's own levels (order counts) travel too
-        return [2, ev.exch_ns, ev.bids, ev.asks, ev.snapshot, ev.seq, ev.prev_seq, ev.venue_levels]
-    return [2, ev.exch_ns, ev.bids, ev.asks, ev.snapshot, ev.seq, ev.prev_seq]
+def event_row(ev: Event) -> tuple:
+    """The venue content of one event, without receipt-side fields: ``(type code, exch_ns,
+    *fields of its type)``. (The collector's loop builds the rows of book deltas and trades
+    inline, the same tuples: ``tests/test_bus_codec.py`` checks they agree.)"""
+    cls = ev.__class__
+    if cls is BookUpdate:
+        vl = ev.venue_levels  # OKX: the venue's own levels (order counts) travel too
+        if vl is None:
+            return (2, ev.exch_ns, ev.bids, ev.asks, ev.snapshot, ev.seq, ev.prev_seq)
+        return (2, ev.exch_ns, ev.bids, ev.asks, ev.snapshot, ev.seq, ev.prev_seq, vl)
+    if cls is Trade:
+        return (1, ev.exch_ns, ev.price, ev.size, ev.side, ev.trade_id, ev.seq)
+    return (CODE_OF[cls], ev.exch_ns) + _astuple(ev)[:-_BASE]
 
 
 def encode_events(events: list[Event]) -> bytes:
-    """The venue content of ``events`` (all of one stream), without receipt-side fields."""
-    out = []
-    for ev in events:
-        cls = ev.__class__
-        if cls is BookUpdate:
-            out.append(_book_fields(ev))
-        else:
-            t = _astuple(ev)
-            row = [CODE_OF[cls], ev.exch_ns]
-            row.extend(t[:-_BASE])
-            out.append(row)
-    return _encode(out)
+    """The venue content of ``events`` (all of one stream): their rows, encoded in one call."""
+    return _encode([event_row(ev) for ev in events])
+
+
+def row_key(row: tuple) -> str:
+    """The venue position of one row: ``b<seq>`` a book delta, ``s<seq>`` a venue snapshot,
+    ``t<trade id>`` a trade, ``e<exch_ns>`` anything else."""
+    code = row[0]
+    if code == 2:
+        return ("s%d" if row[4] else "b%d") % row[5]
+    if code == 1 and row[5]:
+        return "t" + row[5]
+    return "e%d" % row[1]
 
 
 def message_key(events: list[Event]) -> str:
-    """The venue position a message covers (the readable half of its id)."""
-    last = events[-1]
-    cls = last.__class__
-    if cls is BookUpdate:
-        return ("s%d" if last.snapshot else "b%d") % last.seq
-    if cls is Trade and last.trade_id:
-        return "t" + last.trade_id
-    return "e%d" % last.exch_ns
+    """The venue position a message covers (the readable half of its id): the key of its last
+    event, and ``/<n>`` when it holds ``n`` > 1 events."""
+    key = row_key(event_row(events[-1]))
+    n = len(events)
+    return key if n == 1 else "%s/%d" % (key, n)
+
+
+@lru_cache(maxsize=65536)
+def _hasher(spec: str) -> Any:
+    return hashlib.sha256(b"tickwire md\0" + spec.encode() + b"\0")
 
 
 def message_id(spec: str, body_events: bytes, events: list[Event]) -> str:
-    h = hashlib.blake2b(body_events, digest_size=8, key=spec.encode()[:64])
-    if len(spec) > 64:
-        h.update(spec.encode())
-    return f"{message_key(events)}:{h.hexdigest()}"
+    """``<key>:<hash>``: 64 bits of SHA-256 over the stream spec and the encoded venue content."""
+    h = _hasher(spec).copy()
+    h.update(body_events)
+    return f"{message_key(events)}:{h.digest()[:8].hex()}"
+
+
+def encode_rows(spec: str, rows: list[tuple], recv: list[int], conn: str, src: str) -> tuple[bytes, str]:
+    """(body, message id) of one md message of stream ``spec`` from the rows of its events
+    (:func:`event_row`) and their receipt times: the rows encoded in one call, the receipt times
+    beside them (one per event when the events span frames, else just the one)."""
+    ev_bytes = _encode(rows)
+    r0 = recv[0]
+    n = len(rows)
+    if n > 1 and (recv[-1] != r0 or any(r != r0 for r in recv)):
+        body = _encode((FORMAT, spec, r0, conn, src, msgspec.Raw(ev_bytes), recv))
+    else:
+        body = _encode((FORMAT, spec, r0, conn, src, msgspec.Raw(ev_bytes)))
+    h = _hasher(spec).copy()
+    h.update(ev_bytes)
+    key = row_key(rows[-1])
+    if n > 1:
+        return body, "%s/%d:%s" % (key, n, h.digest()[:8].hex())
+    return body, "%s:%s" % (key, h.digest()[:8].hex())
 
 
 def encode_md(spec: str, events: list[Event], conn: str, src: str) -> tuple[bytes, str]:
-    """(body, message id) of one md message: the events of one frame of stream ``spec``."""
-    ev_bytes = encode_events(events)
-    body = _encode((FORMAT, spec, events[0].recv_ns, conn, src, msgspec.Raw(ev_bytes)))
-    return body, message_id(spec, ev_bytes, events)
+    """(body, message id) of one md message: events of stream ``spec`` (one venue frame, or a
+    chunk of several frames' book deltas / trades, see :mod:`tickwire.bus.collector`)."""
+    return encode_rows(spec, [event_row(ev) for ev in events], [ev.recv_ns for ev in events], conn, src)
 
 
 class MdMessage(msgspec.Struct, array_like=True):
     format: int
     stream: str
-    recv_ns: int
+    recv_ns: int                         # local receipt time (of the first event)
     conn: str
     src: str
     events: list[list[Any]]
+    recv_each: list[int] | None = None   # the receipt time of every event, when they span frames
 
 
 _md_dec = msgspec.msgpack.Decoder(MdMessage)
@@ -205,18 +239,27 @@ def decode_md(body: bytes) -> tuple[MdMessage, list[Event]]:
     m = _md_dec.decode(body)
     venue, market, symbol = _stream_ids(m.stream)
     out: list[Event] = []
-    for row in m.events:
+    stream = m.stream
+    r0 = m.recv_ns
+    each = m.recv_each
+    if each is not None and len(each) != len(m.events):
+        raise msgspec.ValidationError(f"{len(each)} receipt times for {len(m.events)} events")
+    for i, row in enumerate(m.events):
         cls = TYPE_OF.get(row[0])
         if cls is None:
             continue  # a newer collector's event type: skipped, not fatal
+        recv = r0 if each is None else each[i]
         if cls is BookUpdate:
-            out.append(BookUpdate(venue=venue, market=market, symbol=symbol, stream=m.stream, exch_ns=row[1],
-                                  recv_ns=m.recv_ns, bids=row[2], asks=row[3], snapshot=row[4], seq=row[5],
+            out.append(BookUpdate(venue=venue, market=market, symbol=symbol, stream=stream, exch_ns=row[1],
+                                  recv_ns=recv, bids=row[2], asks=row[3], snapshot=row[4], seq=row[5],
                                   prev_seq=row[6], venue_levels=row[7] if len(row) > 7 else None))
+        elif cls is Trade and len(row) == 7:
+            out.append(Trade(row[2], row[3], row[4], row[5], row[6], venue=venue, market=market, symbol=symbol,
+                             stream=stream, exch_ns=row[1], recv_ns=recv))
         else:
             kw = dict(zip(_OWN[cls], row[2:]))
-            out.append(cls(venue=venue, market=market, symbol=symbol, stream=m.stream, exch_ns=row[1],
-                           recv_ns=m.recv_ns, **kw))
+            out.append(cls(venue=venue, market=market, symbol=symbol, stream=stream, exch_ns=row[1],
+                           recv_ns=recv, **kw))
     return m, out
 
 

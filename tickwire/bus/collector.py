@@ -5,9 +5,17 @@
     async with Collector("nats://127.0.0.1:4222", ["okx:books:BTC-USDT"], sim=True) as c:
         await c.run(duration=60)
 
-One bus message per venue frame and stream (the events of one frame of one stream share
-``recv_ns``); its ``Nats-Msg-Id`` comes from the venue's content (:mod:`tickwire.bus.codec`), so
-a redundant collector publishing the same frame from another line is stored once.
+Messages. Book deltas and trades of one stream travel in chunks: a chunk ends after an event
+whose venue key — a delta's sequence, a trade's exchange timestamp — is a multiple of a prime
+near ``chunk_events`` (32: chunks of ~32 events), or after ``4 * chunk_events`` events, or when
+the feed has nothing more waiting (nothing ever waits for later events: no added latency). Other
+events (venue snapshots, tickers, candles...) travel one message per venue frame and stream.
+A message's ``Nats-Msg-Id`` comes from the venue's content (:mod:`tickwire.bus.codec`), never
+from local time. So a redundant collector publishing the same events from another line makes
+the same messages, stored once: always when both are idle between frames (one message per
+frame each) or both have a backlog (the same cuts); when only one had an idle moment, the
+chunks it cut early differ until the next key that ends a chunk, both are stored, and consumers
+drop the second copy of each event exactly (by venue sequence / trade id).
 
 The bus may be down at start or go away: the feed keeps its venue connections, messages wait in
 a buffer bounded by ``max_buffer_bytes`` (state ``down``, reported as a :class:`BusState` event
@@ -119,17 +127,25 @@ class PublisherStats:
 
 
 class Publisher:
-    """Ordered, confirmed, bounded publishing over a :class:`Bus` (see the module docstring)."""
+    """Ordered, confirmed, bounded publishing over a :class:`Bus` (see the module docstring).
+
+    ``submit`` queues; ``kick`` hands what waits to the bus in one call (the owner calls it once
+    per loop iteration, confirmations call it once per bulk of confirmations); confirmations
+    come back in bulk (:meth:`_on_acks`). At most ``max_inflight`` messages and
+    ``max_inflight_bytes`` are unconfirmed at a time."""
 
     def __init__(self, bus: Bus, *, max_buffer_bytes: int = 256 * 1024 * 1024, max_inflight: int = 20_000,
-                 ack_timeout_s: float = 5.0, report: Callable[[BusState], None] | None = None) -> None:
+                 max_inflight_bytes: int = 32 * 1024 * 1024, ack_timeout_s: float = 5.0,
+                 report: Callable[[BusState], None] | None = None) -> None:
         self.bus = bus
         self.max_bytes = max_buffer_bytes
         self.max_inflight = max_inflight
+        self.max_inflight_bytes = max_inflight_bytes
         self.ack_timeout_s = ack_timeout_s
         self.report = report
         self.queue: deque[OutMsg] = deque()
         self.inflight: dict[int, OutMsg] = {}
+        self.inflight_bytes = 0
         self.bytes = 0
         self.stats = PublisherStats()
         self.state = "starting"
@@ -137,6 +153,7 @@ class Publisher:
         self._serial = 0
         self._timer: asyncio.TimerHandle | None = None
         self._retry_at = 0.0
+        self._retry_handle: asyncio.TimerHandle | None = None
         bus.on_state = self._on_state
         self._idle = asyncio.Event()
         self._idle.set()
@@ -152,37 +169,50 @@ class Publisher:
                 self._set_state("dropping", f"buffer full ({self.bytes:,} bytes waiting for the bus)")
             return False
         self._serial += 1
-        m.token = (self._serial, m.token)
-        self.queue.append(m)
+        m.serial = self._serial
+        q = self.queue
+        q.append(m)
         self.bytes += n
-        if len(self.queue) + len(self.inflight) > self.stats.peak_pending:
-            self.stats.peak_pending = len(self.queue) + len(self.inflight)
-        if self.bytes > self.stats.peak_pending_bytes:
-            self.stats.peak_pending_bytes = self.bytes
-        self._idle.clear()
+        st = self.stats
+        if self.bytes > st.peak_pending_bytes:
+            st.peak_pending_bytes = self.bytes
+        pending = len(q) + len(self.inflight)
+        if pending > st.peak_pending:
+            st.peak_pending = pending
+        if self._idle.is_set():
+            self._idle.clear()
         return True
 
     def pending(self) -> int:
         return len(self.queue) + len(self.inflight)
 
     def kick(self) -> None:
-        """Send what waits, within the in-flight window (call after submitting a batch)."""
-        if not self.ready or not self.queue or not self.bus.connected or len(self.inflight) >= self.max_inflight:
-            return
-        if self._retry_at and time.monotonic() < self._retry_at:
-            return
-        room = self.max_inflight - len(self.inflight)
+        """Send what waits, within the in-flight window, in one call to the bus."""
         q = self.queue
-        batch = []
+        if not q or not self.ready or not self.bus.connected:
+            return
+        inflight = self.inflight
+        room = self.max_inflight - len(inflight)
+        room_bytes = self.max_inflight_bytes - self.inflight_bytes
+        if room <= 0 or room_bytes <= 0:
+            return
+        if self._retry_at:
+            if time.monotonic() < self._retry_at:
+                return
+            self._retry_at = 0.0
         now = time.monotonic()
-        while q and room:
+        batch = []
+        sent_bytes = 0
+        while q and room > 0 and sent_bytes < room_bytes:
             m = q.popleft()
             m.sent_at = now
             m.tries += 1
-            self.inflight[m.token[0]] = m
+            inflight[m.serial] = m
             batch.append(m)
+            sent_bytes += len(m.data)
             room -= 1
-        self.bus.publish(batch, self._on_ack)
+        self.inflight_bytes += sent_bytes
+        self.bus.publish(batch, self._on_acks)
         self._arm()
 
     async def drain(self, timeout: float | None = None) -> bool:
@@ -194,39 +224,58 @@ class Publisher:
             return False
 
     # -- confirmations -----------------------------------------------------------------------
-    def _on_ack(self, m: OutMsg, seq: int, dup: bool, err: str) -> None:
-        serial = m.token[0]
-        if self.inflight.get(serial) is not m:
-            return  # a late confirmation of a message already confirmed or sent again
-        if err:
-            # Keep order: this message and everything sent after it go back to the front.
-            self._requeue(from_serial=serial)
-            self.stats.retries += 1
-            self._retry_at = time.monotonic() + 0.1
-            log.debug("publish of %s failed (%s); retrying", m.subject, err)
-            asyncio.get_running_loop().call_later(0.11, self.kick)
-            return
-        del self.inflight[serial]
-        self.bytes -= len(m.data)
+    def _on_acks(self, results: list[tuple[OutMsg, int, bool, str]]) -> None:
+        inflight = self.inflight
         st = self.stats
-        st.published += 1
-        if dup:
-            st.duplicates += 1
-        cb = m.token[1]
-        if cb is not None:
-            cb(seq)
+        freed = 0
+        stored = dups = 0
+        failed: OutMsg | None = None
+        for m, seq, dup, err in results:
+            serial = m.serial
+            if inflight.get(serial) is not m:
+                continue  # a late confirmation of a message already confirmed or sent again
+            if err:
+                if failed is None or serial < failed.serial:
+                    failed = m
+                log.debug("publish of %s failed (%s); retrying", m.subject, err)
+                continue
+            del inflight[serial]
+            freed += len(m.data)
+            stored += 1
+            if dup:
+                dups += 1
+            cb = m.token
+            if cb is not None:
+                cb(seq)
+        self.bytes -= freed
+        self.inflight_bytes -= freed
+        st.published += stored
+        st.duplicates += dups
+        if failed is not None:
+            # Keep order: the failed message and everything sent after it go back to the front.
+            self._requeue(from_serial=failed.serial)
+            st.retries += 1
+            self._retry_at = time.monotonic() + 0.1
+            if self._retry_handle is None:
+                self._retry_handle = asyncio.get_running_loop().call_later(0.11, self._retry)
+            return
         if self.state == "dropping" and self.bytes < self.max_bytes // 2:
             self._set_state("up", "buffer has room again")
-        if not self.inflight and not self.queue:
+        if not inflight and not self.queue:
             self._idle.set()
         elif self.queue:
             self.kick()
 
+    def _retry(self) -> None:
+        self._retry_handle = None
+        self.kick()
+
     def _requeue(self, from_serial: int = 0) -> None:
         back = [m for s, m in self.inflight.items() if s >= from_serial]
         for m in back:
-            del self.inflight[m.token[0]]
-        back.sort(key=lambda m: m.token[0])
+            del self.inflight[m.serial]
+            self.inflight_bytes -= len(m.data)
+        back.sort(key=lambda m: m.serial)
         self.queue.extendleft(reversed(back))
 
     def _arm(self) -> None:
@@ -303,13 +352,28 @@ class RawTap(Tap):
 # --------------------------------------------------------------------------- collector
 
 
-def _batchable(ev: Any) -> bool:
-    """Events a consumer deduplicates exactly by the venue's own key (book deltas by sequence,
-    trades by trade id): only these may share a message across frames (``batch_events``)."""
+def chunk_modulus(k: int) -> int:
+    """The prime a venue key is taken modulo to end chunks of ``k`` events on average: the
+    smallest prime >= ``k`` (a prime, so that sequences that step by 2, 10 or 1000 still end
+    chunks regularly)."""
+    p = max(2, k)
+    while any(p % d == 0 for d in range(2, int(p ** 0.5) + 1)):
+        p += 1
+    return p
+
+
+def chunk_key(ev: Any) -> int | None:
+    """The venue key whose value modulo :func:`chunk_modulus` ends a chunk (0: a chunk ends
+    after this event); None when ``ev`` has no key a consumer deduplicates it by (it is never
+    chunked). A function of the venue's content only, the same in every collector: a book
+    delta's venue sequence, a trade's exchange timestamp. (The collector's loop inlines this;
+    this is the reference.)"""
     cls = ev.__class__
     if cls is BookUpdate:
-        return not ev.snapshot and bool(ev.seq)
-    return cls is Trade and bool(ev.trade_id)
+        return ev.seq if ev.seq and not ev.snapshot else None
+    if cls is Trade and ev.trade_id:
+        return ev.exch_ns
+    return None
 
 
 @dataclass
@@ -326,11 +390,18 @@ class CollectorStats:
 class Collector:
     """A feed of ``specs`` whose events are published to the bus at ``url``.
 
-    ``batch_events`` (default 1: one message per frame and stream, which redundant collectors
-    publish identically, so the bus stores it once): up to this many book deltas or trades of
-    one stream per message while the feed has a backlog — far less CPU per event under load;
-    twins' batches then differ and the bus may hold an event twice, which consumers drop
-    exactly (by venue sequence / trade id, see :class:`~tickwire.bus.consumer.Keeper`).
+    Messages (see the module docstring): book deltas and trades of one stream are cut into
+    chunks at points given by the venue's content — after an event whose venue key
+    (:func:`chunk_key`) is a multiple of :func:`chunk_modulus` (``chunk_events``: 32, chunks of
+    ~32 events), or after ``4 * chunk_events`` events — and whenever the feed has nothing more
+    waiting (a chunk never waits for later events: no added latency). Redundant collectors that
+    see the same events cut them at the same points, so their messages have the same ids and
+    the bus stores them once; where their cuts differ (an idle moment in one only), both
+    messages are stored and consumers drop the second copy of each event exactly (by venue
+    sequence / trade id, see :class:`~tickwire.bus.consumer.Keeper`). Other events (venue
+    snapshots, tickers, candles...) travel one message per venue frame. ``chunk_events=1``: one
+    message per frame for every event (the earlier behaviour). ``batch_events`` > 1 replaces
+    the length bound ``4 * chunk_events`` (``tickwire collect --batch N``).
     ``sim``/``feed_options`` go to :func:`tickwire.stream`. ``snapshot_interval_s``: how often
     each valid book is published on its ``snap.`` subject (0: never). ``raw``: also publish the
     sockets' raw frames (``raw.`` subjects) for archives. ``on_event``: called with every
@@ -349,6 +420,7 @@ class Collector:
     on_event: Callable[[Event], None] | None = None
     raw_max_bytes: int = 512 * 1024
     batch_events: int = 1
+    chunk_events: int = 32
 
     def __post_init__(self) -> None:
         self.stats = CollectorStats()
@@ -421,30 +493,48 @@ class Collector:
     async def run(self, duration: float | None = None, stop: asyncio.Event | None = None) -> None:
         """Consume the feed and publish until ``duration`` passes, ``stop`` is set or the feed ends.
 
-        Events are grouped per stream: the events of one frame make one message; with
-        ``batch_events`` > 1, consecutive frames of book deltas (with a venue sequence) or of
-        trades (with trade ids) of one stream also share a message while the feed has more
-        events waiting (under load), up to ``batch_events``. Every group is sent when the
-        feed's queue is empty."""
+        Book deltas and trades of a stream are cut into chunks at points given by their venue
+        keys (:func:`chunk_key`), at most ``4 * chunk_events`` (or ``batch_events``) events
+        each; other events make one message per venue frame and stream. Whatever is open is
+        sent as soon as the feed has nothing more waiting; everything submitted in one pass is
+        handed to the bus in one write."""
         feed = self.feed
         pub = self.publisher
         assert feed is not None and pub is not None
         loop = asyncio.get_running_loop()
         end = loop.time() + duration if duration else None
         it = feed.__aiter__()
-        groups: dict[str, list[Event]] = {}
+        anext = it.__anext__
+        pending = feed.pending
+        chunks: dict[str, list[Event]] = {}   # open chunks of book deltas / trades, per stream
+        frames: dict[str, list[Event]] = {}   # open frame groups of other events, per stream
         stats = self.stats
         name = self.name
         snap_iv = self.snapshot_interval_s
-        batch = self.batch_events
+        k = self.chunk_events
+        cap = self.batch_events if self.batch_events > 1 else 4 * max(1, k)
+        chunking = k > 1 or self.batch_events > 1
+        # a chunk ends after an event whose key is a multiple of this prime (chunk_key); with
+        # chunk_events <= 1 and --batch N only the length bound N ends a chunk
+        mod = chunk_modulus(k) if k > 1 else 1 << 62
         books_seen: dict[str, BookUpdate] = {}
         md_subject = codec.md_subject
         encode_md = codec.encode_md
+        encode_rows = codec.encode_rows
         codes = codec.CODE_OF
         submit = pub.submit
+        BU, TR = BookUpdate, Trade
+        rawtap = self._rawtap
+        burst_max = 4096
 
-        def emit(spec: str) -> None:
-            g = groups.pop(spec)
+        def emit_chunk(spec: str) -> None:
+            rows, recv = chunks.pop(spec)
+            body, mid = encode_rows(spec, rows, recv, "", name)
+            submit(OutMsg(md_subject(spec), body, mid))
+            stats.messages += 1
+
+        def emit_frame(spec: str) -> None:
+            g = frames.pop(spec)
             body, mid = encode_md(spec, g, "", name)
             submit(OutMsg(md_subject(spec), body, mid))
             stats.messages += 1
@@ -457,43 +547,114 @@ class Collector:
                     break
             if stop is not None and stop.is_set():
                 break
+            left = pending()
             try:
-                ev = await asyncio.wait_for(it.__anext__(), timeout) if feed.pending() == 0 else await it.__anext__()
+                ev = await anext() if left else await asyncio.wait_for(anext(), timeout)
             except asyncio.TimeoutError:
                 ev = None
             except StopAsyncIteration:
                 break
+            n = 0
+            done = False
             if ev is not None:
-                stats.events += 1
-                if ev.is_status:
+                left = min(left, burst_max) or 1
+                n = left
+            while ev is not None:  # this event and every one already waiting (the backlog)
+                cls = ev.__class__
+                # Book deltas and trades: the row (codec.event_row, inline) joins the stream's
+                # chunk, which ends after an event whose venue key is 0 modulo `mod` (chunk_key)
+                if cls is BU:
+                    if snap_iv:
+                        books_seen[ev.stream] = ev
+                    seq = ev.seq
+                    if seq and chunking and not ev.snapshot:
+                        spec = ev.stream
+                        if frames and spec in frames:
+                            emit_frame(spec)
+                        c = chunks.get(spec)
+                        if c is None:
+                            c = chunks[spec] = ([], [])
+                        rows = c[0]
+                        vl = ev.venue_levels
+                        rows.append((2, ev.exch_ns, ev.bids, ev.asks, False, seq, ev.prev_seq) if vl is None else
+                                    (2, ev.exch_ns, ev.bids, ev.asks, False, seq, ev.prev_seq, vl))
+                        c[1].append(ev.recv_ns)
+                        if not seq % mod or len(rows) >= cap:
+                            emit_chunk(spec)
+                        cls = None
+                elif cls is TR:
+                    tid = ev.trade_id
+                    if tid and chunking:
+                        spec = ev.stream
+                        if frames and spec in frames:
+                            emit_frame(spec)
+                        c = chunks.get(spec)
+                        if c is None:
+                            c = chunks[spec] = ([], [])
+                        rows = c[0]
+                        ts = ev.exch_ns
+                        rows.append((1, ts, ev.price, ev.size, ev.side, tid, ev.seq))
+                        c[1].append(ev.recv_ns)
+                        if not ts % mod or len(rows) >= cap:
+                            emit_chunk(spec)
+                        cls = None
+                elif ev.is_status:
                     self._status(ev)
-                elif ev.__class__ not in codes:
+                    cls = None
+                elif cls not in codes:
                     stats.unsupported += 1  # an event type the bus encoding has no code for (yet)
-                else:
+                    cls = None
+                if cls is not None:  # one message per venue frame and stream
                     spec = ev.stream
-                    g = groups.get(spec)
-                    if g is not None and g[-1].recv_ns != ev.recv_ns and (
-                            batch <= 1 or len(g) >= batch or not _batchable(ev) or not _batchable(g[-1])):
-                        emit(spec)
+                    if chunks and spec in chunks:
+                        emit_chunk(spec)
+                    g = frames.get(spec)
+                    if g is not None and g[-1].recv_ns != ev.recv_ns:
+                        emit_frame(spec)
                         g = None
                     if g is None:
-                        g = groups[spec] = []
-                    g.append(ev)
-                    if ev.__class__ is BookUpdate and snap_iv:
-                        books_seen[spec] = ev
-            if feed.pending() == 0 or ev is None:
-                for spec in list(groups):
-                    emit(spec)
+                        frames[spec] = [ev]
+                    else:
+                        g.append(ev)
+                left -= 1
+                if not left:
+                    if n >= burst_max:
+                        break
+                    left = min(pending(), burst_max)
+                    if not left:
+                        break
+                    n += left
+                    if rawtap is not None and rawtap.nbytes > self.raw_max_bytes:
+                        self._flush_raw()
+                try:
+                    ev = await anext()
+                except StopAsyncIteration:
+                    n -= left
+                    done = True
+                    break
+            stats.events += n
+            backlog = n >= burst_max and pending()
+            if not backlog:
+                for spec in list(chunks):
+                    emit_chunk(spec)
+                for spec in list(frames):
+                    emit_frame(spec)
                 if books_seen:
                     self._maybe_snapshots(books_seen)
-                if self._rawtap is not None and (self._rawtap.nbytes or ev is None):
+                if rawtap is not None and (rawtap.nbytes or ev is None):
                     self._flush_raw()
-                if self._streams_ready:
-                    pub.kick()
-            elif self._rawtap is not None and self._rawtap.nbytes > self.raw_max_bytes:
+            elif rawtap is not None and rawtap.nbytes > self.raw_max_bytes:
                 self._flush_raw()
-        for spec in list(groups):
-            emit(spec)
+            if self._streams_ready:
+                pub.kick()
+            if done:
+                break
+            if backlog:
+                await asyncio.sleep(0)  # a long backlog: let confirmations and the sockets in
+        for spec in list(chunks):
+            emit_chunk(spec)
+        for spec in list(frames):
+            emit_frame(spec)
         self._flush_raw()
         if self._streams_ready:
             pub.kick()
@@ -524,11 +685,11 @@ class Collector:
         subject = codec.md_subject(spec)
         for m in reversed(pub.queue):
             if m.subject == subject:
-                m.token = (m.token[0], self._publish_snapshot_cb(snap, m.token[1]))
+                m.token = self._publish_snapshot_cb(snap, m.token)
                 return
         for m in reversed(list(pub.inflight.values())):
             if m.subject == subject:
-                m.token = (m.token[0], self._publish_snapshot_cb(snap, m.token[1]))
+                m.token = self._publish_snapshot_cb(snap, m.token)
                 return
         # already confirmed: the position is unknown here; the next interval takes another one
 

@@ -17,7 +17,11 @@ held deltas after it are applied and :class:`~tickwire.model.Resynced` follows. 
 book.
 
 A late joiner (``start="now"``, the default) loads the last snapshot of every book it
-subscribes to and continues from the md message after the one that snapshot includes.
+subscribes to and continues from the md message after the one that snapshot includes. If the
+next deltas do not follow the snapshot (a redundant twin that cut its chunks differently was
+ahead: the deltas between are stored before the snapshot's position), the md messages of that
+book before the snapshot's position are read again (a window that grows 16-fold each time, down
+to the start of the bus stream) before anything is called a Gap.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from tickwire.model import BookUpdate, Event, Gap, Resynced, Trade
 
 
 class _BookState:
-    __slots__ = ("book", "synced", "held", "held_since", "gap_reported", "venue", "market", "symbol")
+    __slots__ = ("book", "synced", "held", "held_since", "gap_reported", "venue", "market", "symbol", "anchor",
+                 "rewinding")
 
     def __init__(self, ev: Any) -> None:
         self.book = Book(ev.venue, ev.symbol)
@@ -43,6 +48,8 @@ class _BookState:
         self.held_since = 0.0
         self.gap_reported = False
         self.venue, self.market, self.symbol = ev.venue, ev.market, ev.symbol
+        self.anchor = 0          # loaded from a collector snapshot at this bus position, no delta applied since
+        self.rewinding = False   # the md messages before `anchor` are being read again
 
 
 class Keeper:
@@ -60,14 +67,36 @@ class Keeper:
         self.skip_upto: dict[str, int] = {}
         self.duplicates = 0
         self.gaps = 0
+        self.rewinds: dict[str, int] = {}   # streams whose md messages up to this position are to be read again
+
+    def rewound(self, spec: str, complete: bool) -> list[Event]:
+        """The owner has read the md messages of ``spec`` up to its anchor again. Healed: done.
+        Still broken: read further back (``rewinds`` asks again) or, ``complete`` (read from the
+        start of the bus stream), a Gap."""
+        st = self.books.get(spec)
+        out: list[Event] = []
+        if st is None or not st.rewinding:
+            return out
+        if not (st.synced and st.held):
+            st.rewinding = False
+        elif complete:
+            st.rewinding = False
+            self._gap(spec, st, out, f"sequence break after {st.book.seq}, also before the snapshot")
+        else:
+            self.rewinds[spec] = st.anchor
+        return out
 
     # -- inputs --------------------------------------------------------------------------
-    def on_md(self, seq: int, events: list[Event]) -> list[Event]:
+    def on_md(self, seq: int, events: list[Event], again: bool = False) -> list[Event]:
+        """The events of the md message at bus position ``seq`` that are new (``again``: a
+        message read again for a rewind, never skipped by position)."""
         if not events:
             return []
         spec = events[0].stream
         lim = self.skip_upto.get(spec)
-        if lim is None:
+        if again:
+            pass
+        elif lim is None:
             if seq < self.fresh_from and spec not in self.books:
                 return []
         elif seq <= lim:
@@ -107,6 +136,9 @@ class Keeper:
                         seq=snap.seq, prev_seq=0)
         out: list[Event] = []
         self._snapshot(ev, out, collector=True)
+        st = self.books.get(snap.stream)
+        if st is not None and st.synced and st.book.seq == snap.seq:
+            st.anchor = snap.md_seq
         return out
 
     def idle(self) -> list[Event]:
@@ -114,7 +146,7 @@ class Keeper:
         out: list[Event] = []
         now = time.monotonic()
         for spec, st in self.books.items():
-            if st.synced and st.held and now - st.held_since > self.hold_s:
+            if st.synced and st.held and not st.rewinding and now - st.held_since > self.hold_s:
                 self._gap(spec, st, out, "sequence break did not heal")
         return out
 
@@ -146,6 +178,7 @@ class Keeper:
                 book.exch_ns = ev.exch_ns
                 ev.book = book
                 out.append(ev)
+                st.anchor = 0
                 if st.held:
                     self._drain(st, out)
                 return
@@ -157,7 +190,13 @@ class Keeper:
         st.held[ev.prev_seq] = ev
         if len(st.held) > self.held_max:
             del st.held[next(iter(st.held))]
-        if st.synced and len(st.held) > self.reorder_max:
+        if st.synced and st.anchor and not st.rewinding:
+            # Loaded from a collector's snapshot and the next delta does not follow it: the
+            # deltas between are in md messages stored before the snapshot's position (a twin
+            # that cut its chunks differently was ahead). Read them again, then judge.
+            st.rewinding = True
+            self.rewinds[spec] = st.anchor
+        if st.synced and not st.rewinding and len(st.held) > self.reorder_max:
             self._gap(spec, st, out, f"sequence break after {st.book.seq}")
 
     def _gap(self, spec: str, st: _BookState, out: list[Event], reason: str) -> None:
@@ -183,6 +222,8 @@ class Keeper:
             book.exch_ns = ev.exch_ns
             ev.book = book
             out.append(ev)
+            st.anchor = 0
+            st.rewinding = False
         if held:
             st.held_since = time.monotonic()
 
@@ -195,6 +236,8 @@ class Keeper:
         book.apply_snapshot(ev.bids, ev.asks, ev.seq)
         book.exch_ns = ev.exch_ns
         st.synced = True
+        st.anchor = 0
+        st.rewinding = False
         ev.book = book
         out.append(ev)
         if st.gap_reported:
@@ -235,10 +278,35 @@ async def subscribe(url: str | Bus, subjects: str | Iterable[str] = "md.>", *, s
     keeper = Keeper()
     q: asyncio.Queue = asyncio.Queue(maxsize=64)
     tasks: list[asyncio.Task] = []
+    rewinding: dict[str, asyncio.Task] = {}
+    windows: dict[str, int] = {}
 
     async def pump(kind: str, it: AsyncIterator[list[InMsg]]) -> None:
         async for batch in it:
             await q.put((kind, batch))
+
+    async def reread(spec: str, start: int, upto: int) -> None:
+        """The md messages of one book's subject from bus position ``start`` to ``upto``."""
+        got: list[InMsg] = []
+        it = bus.consume(cfg.md, [codec.md_subject(spec)], start_seq=start)
+        try:
+            async for batch in it:
+                if not batch:
+                    break  # nothing more (within the consumer's wait)
+                got.extend(m for m in batch if m.seq <= upto)
+                if batch[-1].seq >= upto:
+                    break
+        finally:
+            await it.aclose()  # type: ignore[attr-defined]
+        await q.put(("again", (spec, start, got)))
+
+    def rewind() -> None:
+        for spec, anchor in list(keeper.rewinds.items()):
+            del keeper.rewinds[spec]
+            if spec in rewinding:
+                continue
+            w = windows[spec] = windows.get(spec, 256) * 16
+            rewinding[spec] = asyncio.create_task(reread(spec, max(1, anchor - w + 1), anchor))
 
     try:
         await wait_stream(bus, cfg.md)  # no collector has created the streams yet: wait for one
@@ -271,6 +339,16 @@ async def subscribe(url: str | Bus, subjects: str | Iterable[str] = "md.>", *, s
                         raise t.exception()  # type: ignore[misc]
                 continue
             kind, batch = get.result()
+            if kind == "again":  # a book's md messages before its snapshot's position, read again
+                spec, begin, msgs = batch
+                rewinding.pop(spec, None)
+                for m in msgs:
+                    for ev in keeper.on_md(m.seq, codec.decode_md(m.data)[1], again=True):
+                        yield ev
+                for ev in keeper.rewound(spec, complete=begin <= 1):
+                    yield ev
+                rewind()
+                continue
             if not batch:
                 for ev in keeper.idle():
                     yield ev
@@ -286,8 +364,10 @@ async def subscribe(url: str | Bus, subjects: str | Iterable[str] = "md.>", *, s
                     _, events = codec.decode_md(m.data)
                     for ev in keeper.on_md(m.seq, events):
                         yield ev
+            if keeper.rewinds:
+                rewind()
     finally:
-        for t in tasks:
+        for t in [*tasks, *rewinding.values()]:
             t.cancel()
         if own:
             await bus.close()
