@@ -1,4 +1,4 @@
-"""Scale-out numbers (not tests): ``python -m bench.bus [--seconds S] [--events N]``.
+"""Scale-out numbers (not tests): ``python -m bench.bus [--seconds S] [--rounds N] [--repeat R]``.
 
 1. **publish cost** — CPU per event the collector adds on top of the feed: the events of a
    simulator run (Bybit and OKX books and trades) are replayed through ``Collector.run`` from an
@@ -7,16 +7,18 @@
    same events. Measured three ways: the event loop's thread (``time.thread_time``, where all the
    publishing work runs), the whole collector process (``time.process_time``, user+sys: also the
    kernel's share of the socket writes), and the nats-server process (``/proc``, not the
-   collector's but part of what publishing costs). Per message too; for chunks of 32 (the
-   default), one message per frame (``chunk_events=1``, the earlier default), one message per
-   event, and chunks of 64.
+   collector's but part of what publishing costs). Per message too; for chunks of 64 (the
+   default) and of 32, one message per frame (``chunk_events=1``, the earlier default), and one
+   message per event. Then the same by how often the collector finds its feed idle (after a
+   share of the frames, at random): CPU per event, events per message, and how many copies of
+   each event a redundant pair leaves on the bus when each twin has its own idle moments.
 2. **latency** — frame arrival at a collector (``recv_ns``, stamped by the feed's reader) to the
    ``async for`` loop of a bus consumer in another process (``tickwire.bus.subscribe``):
    p50/p90/p99/max over every event of a simulator run; collector and consumer are separate
    processes on the same machine (same clock).
 3. **throughput** — 2 redundant collectors + 1 bus recorder + 1 tail, each its own process, on a
-   fast simulator: events/s through the bus, messages stored vs published (dedup), and the CPU
-   % of each process.
+   fast simulator: events/s through the bus, messages stored vs published (dedup), stored copies
+   per event (what the pair left on the bus), and the CPU % of each process.
 
 Prints markdown; the figures quoted in ``docs/scale-out.md`` come from this script.
 """
@@ -45,26 +47,35 @@ FAST = {"bybit": {"speed": 10}, "okx": {"speed": 10}}
 
 
 class _ListFeed:
-    """Just what ``Collector.run`` uses of a feed, over a list of events (no sockets)."""
+    """Just what ``Collector.run`` uses of a feed, over a list of events (no sockets): all of
+    them waiting from the start (a backlog), or in bursts that end at ``cuts`` (indices; the
+    collector finds the feed idle there, and the loop runs other tasks before the next one)."""
 
-    def __init__(self, events: list) -> None:
+    def __init__(self, events: list, cuts: list[int] | None = None) -> None:
         self.events = events
         self.i = 0
+        self.cuts = sorted(set(cuts or ()) | {len(events)})
+        self.c = 0
 
     def pending(self) -> int:
-        return len(self.events) - self.i
+        cuts = self.cuts
+        while cuts[self.c] < self.i:
+            self.c += 1
+        return cuts[self.c] - self.i
 
     def __aiter__(self) -> "_ListFeed":
         return self
 
     async def __anext__(self) -> Any:
-        if self.i >= len(self.events):
+        i = self.i
+        if i >= len(self.events):
             raise StopAsyncIteration
-        ev = self.events[self.i]
-        self.i += 1
+        if i == self.cuts[self.c] and i:
+            await asyncio.sleep(0)  # the next frame arrives: other tasks ran meanwhile
+        self.i = i + 1
         if self.i % 512 == 0:
             await asyncio.sleep(0)  # let confirmations in, as a live feed's reader pauses would
-        return ev
+        return self.events[i]
 
     def stats(self) -> list:
         return []
@@ -103,9 +114,9 @@ def _distinct(events: list, rounds: int, offset: int = 0) -> list:
     return out
 
 
-async def publish_cost(url: str, events: list, per_event: bool = False, batch: int = 1, chunk: int = 32,
-                       server_pid: int | None = None) -> dict:
-    c = Collector(url, [], name="bench", snapshot_interval_s=0, batch_events=batch, chunk_events=chunk)
+async def publish_cost(url: str, events: list, per_event: bool = False, batch: int = 1, chunk: int = 64,
+                       server_pid: int | None = None, cuts: list[int] | None = None) -> dict:
+    c = Collector(url, [], name="bench", batch_events=batch, chunk_events=chunk)  # snapshots as by default
     from tickwire.bus.base import connect_bus
     from tickwire.bus.collector import Publisher
 
@@ -120,7 +131,7 @@ async def publish_cost(url: str, events: list, per_event: bool = False, batch: i
         base = events[0].recv_ns
         for i, ev in enumerate(events):
             ev.recv_ns = base + i
-    c.feed = _ListFeed(events)
+    c.feed = _ListFeed(events, cuts)
     srv0 = _cpu_of(server_pid) if server_pid else 0.0
     t0, th0, w0 = time.process_time(), time.thread_time(), time.perf_counter()
     await c.run()
@@ -137,10 +148,10 @@ async def publish_cost(url: str, events: list, per_event: bool = False, batch: i
             "bytes_event": stored / n}
 
 
-def _consume_cpu(events: list) -> float:
+def _consume_cpu(events: list, cuts: list[int] | None = None) -> float:
     """CPU per event of just consuming the list (the loop the collector replaces)."""
     async def loop() -> None:
-        async for _ in _ListFeed(events):
+        async for _ in _ListFeed(events, cuts):
             pass
     best = float("inf")
     for _ in range(3):
@@ -244,9 +255,55 @@ def throughput(url: str, seconds: float, tmp: Path) -> dict:
             "recorder": rec, "stored": asyncio.run(stored_copies(url))}
 
 
-async def stored_copies(url: str) -> dict:
-    """What the redundant pair left on the bus: md messages, book deltas and trades stored, and
-    how many distinct ones (venue sequence / trade id per stream) they are."""
+def idle_table(url: str, sample: list, args: Any, pid: int) -> None:
+    """Publish cost and a redundant pair's stored copies by how often the collector finds its
+    feed idle (after a share of the frames, at random, each twin its own moments), for chunks of
+    64 (the default), of 8, and one message per frame."""
+    import random
+
+    print("## by how often the collector finds its feed idle (after a share of the frames, at random; "
+          "each twin its own moments)\n")
+    print("Each cell: events per message, process µs per event, stored copies per event of a redundant "
+          "pair (1 = stored once).\n")
+    sizes = (64, 8, 1)
+    print("| idle after | " + " | ".join(f"chunk_events={k}" for k in sizes) + " |")
+    print("|---|" + "---:|" * len(sizes))
+    for n, p in enumerate((0.0, 0.01, 0.05, 0.2, 0.5, 1.0)):
+        cells = []
+        for m, k in enumerate(sizes):
+            events = _distinct(sample, args.rounds, offset=50_000 + n * 1000 + m * 100)
+            frames = [i for i in range(1, len(events)) if events[i].recv_ns != events[i - 1].recv_ns]
+            rnd = random.Random(n)
+            start = asyncio.run(_last_seq(url)) + 1
+            cost = []
+            per_msg = 0.0
+            for twin in range(2):   # the same events, each twin its own idle moments
+                cuts = [i for i in frames if rnd.random() < p]
+                floor = _consume_cpu(events, cuts)
+                x = asyncio.run(publish_cost(url, events, server_pid=pid, cuts=cuts, chunk=k))
+                cost.append(x["cpu_us_event"] - floor)
+                per_msg = x["events"] / x["messages"]
+            st = asyncio.run(stored_copies(url, start))
+            cells.append(f"{per_msg:.1f}, {min(cost):.2f}, {st['events'] / max(1, st['distinct']):.2f}")
+        name = "every frame" if p == 1 else "never (a backlog)" if p == 0 else f"{p:.0%} of the frames"
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print()
+
+
+async def _last_seq(url: str) -> int:
+    from tickwire.bus.nats import NatsBus
+
+    nb = NatsBus(url)
+    await nb.connect()
+    try:
+        return await nb.last_seq("TW_MD")
+    finally:
+        await nb.close()
+
+
+async def stored_copies(url: str, start: int = 1) -> dict:
+    """What a redundant pair left on the bus (from position ``start``): md messages, book deltas
+    and trades stored, and how many distinct ones (venue sequence / trade id per stream)."""
     from tickwire.bus import codec
     from tickwire.bus.nats import NatsBus
     from tickwire.model import BookUpdate, Trade
@@ -257,7 +314,7 @@ async def stored_copies(url: str) -> dict:
     msgs = events = 0
     keys: set = set()
     try:
-        async for batch in nb.consume("TW_MD", ["md.>"], start_seq=1):
+        async for batch in nb.consume("TW_MD", ["md.>"], start_seq=start):
             for m in batch:
                 msgs += 1
                 for ev in codec.decode_md(m.data)[1]:
@@ -269,7 +326,7 @@ async def stored_copies(url: str) -> dict:
                         continue
                     events += 1
                     keys.add(k)
-            if batch and batch[-1].seq >= last or not batch:
+            if not batch or batch[-1].seq >= last:
                 break
     finally:
         await nb.close()
@@ -287,10 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="tickwire-bench-bus-"))
     print(f"# bus benchmark ({time.strftime('%Y-%m-%d %H:%M:%S')} UTC, {os.cpu_count()} cores)\n")
     sample = asyncio.run(_sample_events(args.sample))
-    configs = [("chunks of 32 (default)", {}),
+    configs = [("chunks of 64 (default)", {}),
+               ("chunks of 32", {"chunk": 32}),
                ("one message per frame and stream (`chunk_events=1`: the earlier default)", {"chunk": 1}),
-               ("one message per event", {"chunk": 1, "per_event": True}),
-               ("chunks of 64", {"chunk": 64})]
+               ("one message per event", {"chunk": 1, "per_event": True})]
     best: dict[str, dict] = {}
     floor = float("inf")
     with LocalBus(1, dir=tmp / "bus") as bus:
@@ -318,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{x['cpu_us_msg']:.2f} | {x['bytes_event']:.0f} |")
         print(f"\n(consuming the same events without publishing: {floor:.2f} µs/event, subtracted from the loop and "
               f"process figures; least of {args.repeat} interleaved runs each)\n")
+        idle_table(bus.url, sample, args, pid)
     with LocalBus(1, dir=tmp / "bus2") as bus:
         lat = latency(bus.url, args.seconds, tmp)
         print("## latency: frame arrival at the collector -> a bus consumer's loop (other process)\n")

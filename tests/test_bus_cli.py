@@ -59,5 +59,9 @@ def test_bus_up_two_collectors_tail_record_query(tmp_path):
     finally:
         for p in procs:
             if p.poll() is None:
-                p.kill()
-                p.wait()
+                p.send_signal(signal.SIGINT)  # `bus up` stops its nats-server nodes (a SIGKILL would orphan them)
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()

@@ -33,7 +33,7 @@ KILLER = textwrap.dedent("""
         def _md(batch):
             md(batch)
             time.sleep(0.02)  # slower than the commit interval: a commit between two batches
-            if r.commits >= 3:
+            if r.commits >= 3 and batch:
                 r.rec.flush()
                 r.rec.writer.barrier()
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -46,7 +46,9 @@ KILLER = textwrap.dedent("""
 
 async def test_kill_9_after_uncommitted_writes_then_restart_loses_and_duplicates_nothing(nats_single, tmp_path):
     async with Simulator(venues=["okx"], seed=3, options={"okx": {"trade_interval_ms": 10}}) as sim:
-        c = Collector(nats_single.url, SPECS, name="r", raw=True, feed_options={"endpoints": sim.endpoints})
+        # one message per frame: enough bus messages for several commits of 10 before the kill
+        c = Collector(nats_single.url, SPECS, name="r", raw=True, chunk_events=1,
+                      feed_options={"endpoints": sim.endpoints})
         await c.start()
         await c.run(duration=3)
         await c.close()

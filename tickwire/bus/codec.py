@@ -24,15 +24,19 @@ and ``stream`` are sent once per message (decoded back from the stream spec),
 ``BookUpdate.book`` is never sent (consumers maintain books, see :mod:`tickwire.bus.consumer`).
 A reader of the one-frame format reads chunks too (a trailing field is ignored).
 
-Message ids (``Nats-Msg-Id``, JetStream's deduplication key): ``<key>[/<n>]:<hash>`` where
-``key`` names the venue's own position of the last event (``b<seq>`` a book delta, ``s<seq>`` a
-venue snapshot, ``t<trade id>`` trades, ``e<exch_ns>`` other kinds), ``n`` the number of events
-when more than one, and ``hash`` is 64 bits of SHA-256 over the stream spec and the encoded
-events. The encoded events hold only what the venue sent: what differs between two connections
-to the same venue — the local receipt times, the connection name ``conn``, the collector
-``src`` — sits outside the hashed part. So two collectors on different lines produce the same
-id for the same venue events, and different ids for anything the venue said differently (a
-venue that restarts its sequence numbers cannot make a new message collide with an old one).
+Message ids (``Nats-Msg-Id``, JetStream's deduplication key) come from the venue's content
+only, never from what differs between two connections to the same venue (local receipt times,
+the connection name ``conn``, the collector ``src``), so two collectors on different lines give
+the same id to the same venue events:
+
+* a message of book deltas and trades only — events consumers deduplicate by a venue key
+  (:func:`keyed`) — is named by those keys (:func:`keys_id`): last and first key, number of
+  events, exchange times, stream. The bus then deduplicates exactly what consumers would;
+* any other message (venue snapshots, tickers, candles...) is named ``<key>[/<n>]:<hash>``:
+  ``key`` the venue's position of its last event (``s<seq>`` a venue snapshot, ``e<exch_ns>``
+  other kinds), ``n`` the number of events when more than one, ``hash`` 64 bits of SHA-256 over
+  the stream spec and the encoded events (receipt times outside): anything the venue said
+  differently (each connection's subscribe-time snapshot) gets another id.
 """
 
 from __future__ import annotations
@@ -188,10 +192,40 @@ def message_id(spec: str, body_events: bytes, events: list[Event]) -> str:
     return f"{message_key(events)}:{h.digest()[:8].hex()}"
 
 
-def encode_rows(spec: str, rows: list[tuple], recv: list[int], conn: str, src: str) -> tuple[bytes, str]:
+@lru_cache(maxsize=65536)
+def _stream_tag(spec: str) -> str:
+    return hashlib.sha256(b"tickwire stream\0" + spec.encode()).digest()[:6].hex()
+
+
+def keyed(ev: Event) -> bool:
+    """Whether consumers deduplicate ``ev`` by a venue key: a book delta by its venue sequence,
+    a trade by its trade id."""
+    cls = ev.__class__
+    if cls is BookUpdate:
+        return not ev.snapshot and bool(ev.seq)
+    return cls is Trade and bool(ev.trade_id)
+
+
+def keys_id(spec: str, rows: list[tuple]) -> str:
+    """The id of a message of keyed events (:func:`keyed`) only: its last and first venue keys,
+    its number of events, the exchange time of its first event and the span to its last, and
+    a tag of the stream — ``b1234567/64:b1234504@18c2f3a1b2c3d4e5+1f4:3fa2b1c4d5e6``. Two
+    messages with the same id hold the same events: keys name events (what consumers drop
+    copies by), and the exchange times tell a venue that restarted its sequences apart."""
+    first, last = rows[0], rows[-1]
+    e0 = first[1]
+    if len(rows) == 1:
+        return "%s@%x:%s" % (row_key(last), e0, _stream_tag(spec))
+    return "%s/%d:%s@%x+%x:%s" % (row_key(last), len(rows), row_key(first), e0, last[1] - e0, _stream_tag(spec))
+
+
+def encode_rows(spec: str, rows: list[tuple], recv: list[int], conn: str, src: str,
+                by_keys: bool = False) -> tuple[bytes, str]:
     """(body, message id) of one md message of stream ``spec`` from the rows of its events
     (:func:`event_row`) and their receipt times: the rows encoded in one call, the receipt times
-    beside them (one per event when the events span frames, else just the one)."""
+    beside them (one per event when the events span frames, else just the one). ``by_keys``:
+    every event is keyed (:func:`keyed`), the id is :func:`keys_id`; else a hash of the
+    content (:func:`message_id`)."""
     ev_bytes = _encode(rows)
     r0 = recv[0]
     n = len(rows)
@@ -199,6 +233,8 @@ def encode_rows(spec: str, rows: list[tuple], recv: list[int], conn: str, src: s
         body = _encode((FORMAT, spec, r0, conn, src, msgspec.Raw(ev_bytes), recv))
     else:
         body = _encode((FORMAT, spec, r0, conn, src, msgspec.Raw(ev_bytes)))
+    if by_keys:
+        return body, keys_id(spec, rows)
     h = _hasher(spec).copy()
     h.update(ev_bytes)
     key = row_key(rows[-1])
@@ -210,7 +246,8 @@ def encode_rows(spec: str, rows: list[tuple], recv: list[int], conn: str, src: s
 def encode_md(spec: str, events: list[Event], conn: str, src: str) -> tuple[bytes, str]:
     """(body, message id) of one md message: events of stream ``spec`` (one venue frame, or a
     chunk of several frames' book deltas / trades, see :mod:`tickwire.bus.collector`)."""
-    return encode_rows(spec, [event_row(ev) for ev in events], [ev.recv_ns for ev in events], conn, src)
+    return encode_rows(spec, [event_row(ev) for ev in events], [ev.recv_ns for ev in events], conn, src,
+                       all(map(keyed, events)))
 
 
 class MdMessage(msgspec.Struct, array_like=True):

@@ -7,7 +7,7 @@
 
 Messages. Book deltas and trades of one stream travel in chunks: a chunk ends after an event
 whose venue key — a delta's sequence, a trade's exchange timestamp — is a multiple of a prime
-near ``chunk_events`` (32: chunks of ~32 events), or after ``4 * chunk_events`` events, or when
+near ``chunk_events`` (64: chunks of ~64 events), or after ``4 * chunk_events`` events, or when
 the feed has nothing more waiting (nothing ever waits for later events: no added latency). Other
 events (venue snapshots, tickers, candles...) travel one message per venue frame and stream.
 A message's ``Nats-Msg-Id`` comes from the venue's content (:mod:`tickwire.bus.codec`), never
@@ -392,8 +392,8 @@ class Collector:
 
     Messages (see the module docstring): book deltas and trades of one stream are cut into
     chunks at points given by the venue's content — after an event whose venue key
-    (:func:`chunk_key`) is a multiple of :func:`chunk_modulus` (``chunk_events``: 32, chunks of
-    ~32 events), or after ``4 * chunk_events`` events — and whenever the feed has nothing more
+    (:func:`chunk_key`) is a multiple of :func:`chunk_modulus` (``chunk_events``: 64, chunks of
+    ~64 events), or after ``4 * chunk_events`` events — and whenever the feed has nothing more
     waiting (a chunk never waits for later events: no added latency). Redundant collectors that
     see the same events cut them at the same points, so their messages have the same ids and
     the bus stores them once; where their cuts differ (an idle moment in one only), both
@@ -420,7 +420,8 @@ class Collector:
     on_event: Callable[[Event], None] | None = None
     raw_max_bytes: int = 512 * 1024
     batch_events: int = 1
-    chunk_events: int = 32
+    chunk_events: int = 64
+    max_message_bytes: int = 512 * 1024
 
     def __post_init__(self) -> None:
         self.stats = CollectorStats()
@@ -518,7 +519,7 @@ class Collector:
         # chunk_events <= 1 and --batch N only the length bound N ends a chunk
         mod = chunk_modulus(k) if k > 1 else 1 << 62
         books_seen: dict[str, BookUpdate] = {}
-        md_subject = codec.md_subject
+        subjects: dict[str, str] = {}
         encode_md = codec.encode_md
         encode_rows = codec.encode_rows
         codes = codec.CODE_OF
@@ -526,17 +527,36 @@ class Collector:
         BU, TR = BookUpdate, Trade
         rawtap = self._rawtap
         burst_max = 4096
+        max_bytes = self.max_message_bytes
+        next_snaps = 0.0
 
         def emit_chunk(spec: str) -> None:
             rows, recv = chunks.pop(spec)
-            body, mid = encode_rows(spec, rows, recv, "", name)
-            submit(OutMsg(md_subject(spec), body, mid))
+            body, mid = encode_rows(spec, rows, recv, "", name, True)
+            subject = subjects.get(spec) or subjects.setdefault(spec, codec.md_subject(spec))
+            if len(body) > max_bytes and len(rows) > 1:
+                split(spec, subject, rows, recv)
+                return
+            submit(OutMsg(subject, body, mid))
             stats.messages += 1
+
+        def split(spec: str, subject: str, rows: list, recv: list) -> None:
+            """A chunk too big for one message (huge book deltas): halves, a function of the
+            content too."""
+            h = len(rows) // 2
+            for r, t in ((rows[:h], recv[:h]), (rows[h:], recv[h:])):
+                body, mid = encode_rows(spec, r, t, "", name, True)
+                if len(body) > max_bytes and len(r) > 1:
+                    split(spec, subject, r, t)
+                    continue
+                submit(OutMsg(subject, body, mid))
+                stats.messages += 1
 
         def emit_frame(spec: str) -> None:
             g = frames.pop(spec)
             body, mid = encode_md(spec, g, "", name)
-            submit(OutMsg(md_subject(spec), body, mid))
+            subject = subjects.get(spec) or subjects.setdefault(spec, codec.md_subject(spec))
+            submit(OutMsg(subject, body, mid))
             stats.messages += 1
 
         while True:
@@ -549,8 +569,12 @@ class Collector:
                 break
             left = pending()
             try:
-                ev = await anext() if left else await asyncio.wait_for(anext(), timeout)
-            except asyncio.TimeoutError:
+                if left:
+                    ev = await anext()
+                else:
+                    async with asyncio.timeout(timeout):  # a timer handle, not a task per wait
+                        ev = await anext()
+            except TimeoutError:
                 ev = None
             except StopAsyncIteration:
                 break
@@ -639,8 +663,9 @@ class Collector:
                     emit_chunk(spec)
                 for spec in list(frames):
                     emit_frame(spec)
-                if books_seen:
+                if books_seen and loop.time() >= next_snaps:
                     self._maybe_snapshots(books_seen)
+                    next_snaps = loop.time() + min(0.25, snap_iv / 4)
                 if rawtap is not None and (rawtap.nbytes or ev is None):
                     self._flush_raw()
             elif rawtap is not None and rawtap.nbytes > self.raw_max_bytes:

@@ -282,10 +282,11 @@ class NatsBus(Bus):
             waiting[n] = (m, on_acks)
             data = m.data
             mid = m.msg_id
-            if mid:  # ids are ASCII (codec): as many bytes as characters
-                hl = 27 + len(mid)
+            if mid:
+                mb = mid.encode()
+                hl = 27 + len(mb)
                 add(b"HPUB %s %s%d %d %d\r\nNATS/1.0\r\nNats-Msg-Id: %s\r\n\r\n"
-                    % (m.subject.encode(), inbox, n, hl, hl + len(data), mid.encode()))
+                    % (m.subject.encode(), inbox, n, hl, hl + len(data), mb))
             else:
                 add(b"PUB %s %s%d %d\r\n" % (m.subject.encode(), inbox, n, len(data)))
             add(data)
