@@ -1,7 +1,9 @@
 """The feed's counters for metrics: plain ints updated on the event loop, read at scrape time
 (``tickwire.metrics``). Off by default: a listener's ``meter`` is None and the reader pays one
-pointer test per frame. On: per frame one dict lookup and two integer stores (a frame's events
-belong to one stream), a lag sample every 16 frames and every 16th event taken; status events
+pointer test per frame. On: per frame two identity tests, one attribute read and two integer
+stores (a frame's events belong to one stream; the dict lookup only when the stream changes),
+a lag sample every 64 frames and every 64th event taken (hundreds of samples a second under
+load: plenty for a histogram; every 16th cost a measurable 0.03 us per frame); status events
 (rare) are counted where they are made or pushed.
 
 What it counts: events per stream and the receipt time of each stream's last event, status
@@ -17,7 +19,7 @@ from typing import Any
 from tickwire.net import hot
 from tickwire.model import Event, Gap, Resynced, VenueError
 
-SAMPLE_EVERY = 16          # one lag sample per this many frames / events taken
+SAMPLE_EVERY = 64          # one lag sample per this many frames / events taken
 MAX_SAMPLES = 65_536       # samples kept between two scrapes (older ones dropped)
 
 
