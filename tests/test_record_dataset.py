@@ -389,3 +389,30 @@ def test_publish_roll_keeps_the_write_ahead_scheme(tmp_path):
     rec.close()
     assert pq.read_table(tmp_path / "trades").num_rows == 50
     assert len(published(tmp_path, "trades")) == 1 and not (tmp_path / "_wal").exists()
+
+
+# --------------------------------------------------------------------------- floats beside the exact strings
+
+def test_every_decimal_column_has_a_float_twin_in_the_views_and_none_on_disk(tmp_path):
+    """Floats without a cast: ``price_f`` (and ``bid_price_f`` lists) are computed by the views;
+    the files hold only the exact strings; a young dataset's empty views have them too."""
+    book = Book("bybit", "BTCUSDT")
+    book.apply_snapshot([("100.5", "2"), ("100.0", "3.25")], [("101", "0.5")], seq=5)
+    with Recorder(tmp_path, raw=False, book_snapshot_interval=1.0) as rec:
+        for i in range(20):
+            rec.add(trade(i, NS + i))
+        rec.add(m.Trade(venue="bybit", market="linear", symbol="BTCUSDT", stream=TRADES, recv_ns=NS + 99,
+                        price="1e-8", size="0.00100000", side="buy", trade_id="tiny"))
+        rec.add(m.BookUpdate(venue="bybit", market="linear", symbol="BTCUSDT", stream=BOOK, recv_ns=NS, seq=5,
+                             bids=[("100.5", "2"), ("100.0", "3.25")], asks=[("101", "0.5")], snapshot=True,
+                             book=book))
+    t = query("select price, price_f, size, size_f from trades order by recv_ns", data=tmp_path)
+    assert len(t) == 21
+    assert [float(p) for p in t["price"]] == t["price_f"].tolist()
+    assert t["price_f"].iloc[-1] == 1e-8 and t["size"].iloc[-1] == "0.00100000"
+    s = query("select bid_price_f, bid_size_f, ask_price_f from book_snapshots", data=tmp_path)
+    assert list(s["bid_price_f"][0]) == [100.5, 100.0] and list(s["bid_size_f"][0]) == [2.0, 3.25]
+    assert list(s["ask_price_f"][0]) == [101.0]
+    on_disk = pq.read_table(published(tmp_path, "trades")[0]).column_names
+    assert "price" in on_disk and not any(c.endswith("_f") for c in on_disk)
+    assert len(query("select price_f, avg_price_f from orders", data=tmp_path)) == 0   # no file yet

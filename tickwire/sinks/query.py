@@ -3,9 +3,10 @@
     >>> import tickwire
     >>> tickwire.query("SELECT symbol, count(*) FROM trades GROUP BY 1", data="./data")
 
-Every view has the files' columns, the ``venue`` and ``date`` partition columns, and two
+Every view has the files' columns, the ``venue`` and ``date`` partition columns, two
 computed timestamps, ``recv_time`` and ``exch_time`` (``TIMESTAMP_NS``, UTC), from
-``recv_ns`` / ``exch_ns``. A table with no file yet is an empty view with the right
+``recv_ns`` / ``exch_ns``, and a ``DOUBLE`` twin ``<name>_f`` of every decimal-string column
+(``price_f``, ``size_f``, ``bid_price_f``...: floats without a cast; the strings stay exact). A table with no file yet is an empty view with the right
 columns, so queries do not fail on a young dataset. What a running recorder flushed is
 there: it publishes a part at every flush.
 
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from tickwire.sinks.dataset import dedup_clause, partitions
-from tickwire.sinks.schema import KINDS, duckdb_type
+from tickwire.sinks.schema import KINDS, STRS, decimal_columns, duckdb_type
 
 
 def _sql_str(s: str) -> str:
@@ -47,11 +48,17 @@ def _read(glob: str | list[str]) -> str:
 def _empty(kind: str) -> str:
     k = KINDS[kind]
     cols = ", ".join(f"CAST(NULL AS {duckdb_type(c.type)}) AS {c.name}" for c in k.columns)
-    return (f"SELECT {cols}, CAST(NULL AS VARCHAR) AS venue, CAST(NULL AS DATE) AS date, "
-            "CAST(NULL AS TIMESTAMP_NS) AS recv_time, CAST(NULL AS TIMESTAMP_NS) AS exch_time WHERE false")
+    return f"SELECT {cols}, CAST(NULL AS VARCHAR) AS venue, CAST(NULL AS DATE) AS date WHERE false"
 
 
-_TIMES = "make_timestamp_ns(recv_ns) AS recv_time, make_timestamp_ns(exch_ns) AS exch_time"
+def _computed(kind: str) -> str:
+    """The columns a view adds to the files': ``recv_time``/``exch_time`` and a DOUBLE twin
+    ``<name>_f`` of every decimal-string column (``DOUBLE[]`` of a list; null where a value is
+    not a number). Computed only when a query reads them."""
+    cols = ["make_timestamp_ns(recv_ns) AS recv_time", "make_timestamp_ns(exch_ns) AS exch_time"]
+    for c in decimal_columns(KINDS[kind]):
+        cols.append(f"TRY_CAST({c.name} AS {'DOUBLE[]' if c.type == STRS else 'DOUBLE'}) AS {c.name}_f")
+    return ", ".join(cols)
 
 
 def view_sql(data: str | os.PathLike, kind: str, dedup: bool = True) -> str:
@@ -59,10 +66,10 @@ def view_sql(data: str | os.PathLike, kind: str, dedup: bool = True) -> str:
     parts = partitions(data, kind)
     name = kind if dedup else f"{kind}_all"
     if not parts:
-        return f"CREATE OR REPLACE VIEW {name} AS {_empty(kind)}"
+        return f"CREATE OR REPLACE VIEW {name} AS SELECT *, {_computed(kind)} FROM ({_empty(kind)})"
     src = _read(str(Path(data).resolve() / kind / "**" / "*.parquet"))
     if not dedup:
-        return f"CREATE OR REPLACE VIEW {name} AS SELECT *, {_TIMES} FROM {src}"
+        return f"CREATE OR REPLACE VIEW {name} AS SELECT *, {_computed(kind)} FROM {src}"
     clean = [p for p in parts if p.clean]
     if not clean:
         body = f"SELECT * FROM {src} {dedup_clause(kind)}"
@@ -73,7 +80,7 @@ def view_sql(data: str | os.PathLike, kind: str, dedup: bool = True) -> str:
         keys = ", ".join(f"({_sql_str(p.venue)}, DATE {_sql_str(p.date)})" for p in clean)
         body = (f"SELECT * FROM {_read([str(p.path.resolve() / '*.parquet') for p in clean])} UNION ALL BY NAME "
                 f"SELECT * FROM {src} WHERE (venue, date) NOT IN ({keys}) {dedup_clause(kind)}")
-    return f"CREATE OR REPLACE VIEW {name} AS SELECT *, {_TIMES} FROM ({body})"
+    return f"CREATE OR REPLACE VIEW {name} AS SELECT *, {_computed(kind)} FROM ({body})"
 
 
 def connect(data: str | os.PathLike = "./data", con: Any = None) -> Any:

@@ -85,6 +85,22 @@ def _generic(name: str, event: type, cols: list[tuple[str, str, str]], doc: str,
 
 _D = "exact decimal string"
 
+# Columns holding a venue's decimal strings (prices, sizes, amounts, rates): the query views
+# (:mod:`tickwire.sinks.query`) give each a DOUBLE twin ``<name>_f`` computed at read time, so
+# floats need no cast and the files stay exact (no bytes added on disk).
+DECIMAL_NAMES = frozenset({
+    "price", "size", "last", "bid", "bid_size", "ask", "ask_size", "bid_price", "ask_price",
+    "open_24h", "high_24h", "low_24h", "volume_24h", "turnover_24h", "mark_price", "index_price",
+    "open_interest", "open_interest_ccy", "open_interest_usd", "funding_rate", "rate", "next_rate",
+    "open", "high", "low", "close", "volume", "turnover", "volume_usd", "filled_size", "avg_price",
+    "fee", "total", "available", "frozen", "unrealized_pnl",
+})
+
+
+def decimal_columns(kind: "Kind") -> list[Column]:
+    """The columns of ``kind`` that hold decimal strings (lists of them for book snapshots)."""
+    return [c for c in kind.columns if c.name in DECIMAL_NAMES and c.type in (STR, STRS)]
+
 KIND_LIST: list[Kind] = [
     _generic("trades", m.Trade, [
         ("price", STR, f"trade price ({_D})"),
