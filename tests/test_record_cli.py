@@ -59,6 +59,29 @@ def test_record_sim_end_to_end_then_query_and_decode(tmp_path):
     assert sum(e["type"] == "Trade" for e in decoded) == n_trades  # the archive re-decodes to the same data
 
 
+def test_record_with_views_records_the_base_streams_and_derives_the_views(tmp_path):
+    """`record SPEC@VIEW` used to record nothing (no table for computed events): it records the
+    base stream and writes the views as `tickwire derive` would, from that recording."""
+    need_sim()
+    import pyarrow.parquet as pq
+
+    from tickwire.derive.offline import derive_events
+
+    out = tmp_path / "data"
+    views = ["okx:books:BTC-USDT@snapshot5_500ms", "okx:trades:BTC-USDT@bars10ticks"]
+    r = tw("record", *views, "--sim", "--duration", "3", "--out", str(out), "--option", "okx.trade_interval_ms=20")
+    assert r.returncode == 0, r.stderr
+    assert "recording its base stream okx:books:BTC-USDT" in r.stderr
+    assert list((out / "book_changes" / "venue=okx").glob("date=*/*.parquet"))
+    assert list((out / "trades" / "venue=okx").glob("date=*/*.parquet"))
+    expect = derive_events(out, views)
+    for v in views:
+        assert len(expect[v]) > 0, v
+        files = list((out / "derived" / v.rpartition("@")[2]).rglob("*.parquet"))
+        assert sum(pq.read_metadata(f).num_rows for f in files) == len(expect[v]), v
+    assert "derived okx:books:BTC-USDT@snapshot5_500ms" in r.stderr.strip().splitlines()[-1]
+
+
 def test_sigterm_stops_cleanly_and_publishes_everything(tmp_path):
     need_sim()
     out = tmp_path / "data"

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, AsyncIterator, Optional
 
 import typer
@@ -187,6 +188,19 @@ async def _record(specs: list[str], out_dir: str, ropts: dict, sim_opts: Any, fe
 
     try:  # everything checked before the dataset directory is created
         subs = [parse(spec) for spec in specs]
+        # SPEC@VIEW: the recorder has no table for computed events; it records the base stream
+        # (the exact truth) and the views are derived from the recording when the run ends
+        views = [s.spec for s in subs if s.kind == "derived"]
+        if views:
+            plain = [s for s in subs if s.kind != "derived"]
+            for b in (s.base for s in subs if s.kind == "derived"):
+                if all(b.spec != p.spec for p in plain):
+                    plain.append(b)
+            subs, specs = plain, [s.spec for s in plain]
+            for v in views:
+                logging.getLogger("tickwire.cli").info(
+                    "%s: recording its base stream %s; the view is derived into %s/derived when the run ends",
+                    v, v.rpartition("@")[0], out_dir)
         opts = FeedOptions(**feed_opts)
         if sim_opts:  # the simulator's endpoints are set when it starts
             opts.endpoints = {**{s.venue: "ws://127.0.0.1" for s in subs}, **opts.endpoints}
@@ -235,9 +249,26 @@ async def _record(specs: list[str], out_dir: str, ropts: dict, sim_opts: Any, fe
         if err is None:
             err, code = str(e), EXIT_DISK
     typer.echo(rec.summary_line() + f" ({time.monotonic() - t0:.1f} s)", err=True)
+    if views and code in (0, EXIT_FEED):
+        code = _derive_views(out_dir, views) or code
     if err:
         print_error(err)
     return code
+
+
+def _derive_views(out_dir: str, views: list[str]) -> int:
+    """``tickwire derive`` of the views a ``record`` was given, from what it recorded."""
+    from tickwire.derive.offline import derive
+
+    try:
+        st = derive(out_dir, views)
+    except Exception as e:  # the recording itself is intact: say so and how to retry
+        print_error(f"the views could not be derived ({e}); the recording is intact: "
+                    f"tickwire derive --data {out_dir} {' '.join(views)}")
+        return EXIT_DISK
+    parts = ", ".join(f"{spec} {n:,}" for spec, n in st.events.items())
+    typer.echo(f"derived {parts} rows into {Path(out_dir) / 'derived'} ({st.seconds:.2f} s)", err=True)
+    return 0
 
 
 def recover(data: str = typer.Argument("./data", help="Dataset directory")) -> None:
