@@ -283,3 +283,75 @@ def test_examples_every_server_frame_is_understood():
     errors = sorted(e.code for e in events if isinstance(e, VenueError))
     # the documented error replies, plus the textual close-frame description line
     assert errors == ["60009", "60012", "channel-conn-count-error", "decode"]
+
+
+# -- frames that cannot be used (issue 17: each a precise VenueError, never "internal") ------------
+
+DEEP = b"[" * 100_000 + b"]" * 100_000  # far beyond any decoder's recursion limit
+
+
+def test_conn_count_that_is_not_a_number_is_a_decode_error_naming_the_field():
+    s = session("private", ["okx:orders:ANY"], cred=CRED)
+    (err,) = s.on_frame(f({"event": "channel-conn-count", "channel": "orders", "connCount": "1.2.3",
+                           "connId": "a"}), False, 6)
+    assert isinstance(err, VenueError) and err.code == "decode"
+    assert "connCount" in err.msg and "'1.2.3'" in err.msg and "integer" in err.msg and "\n" not in err.msg
+    (c,) = s.on_frame(f({"event": "channel-conn-count", "channel": "orders", "connCount": "2", "connId": "a"}), False, 7)
+    assert isinstance(c, ConnCount) and c.count == 2
+
+
+def test_account_details_that_are_not_objects_are_reported_and_the_good_ones_delivered():
+    from tickwire.model import Balance
+
+    s = session("private", ["okx:account:ANY"], cred=CRED)
+    push = {"arg": {"channel": "account", "ccy": "ANY", "uid": "1"},
+            "data": [{"uTime": "1700000000000", "details": ["junk", {"ccy": "USDT", "eq": "5", "availBal": "4"}]}]}
+    err, bal = s.on_frame(f(push), False, 6)
+    assert isinstance(err, VenueError) and err.code == "decode" and err.stream == "okx:account:ANY"
+    assert "details[0]" in err.msg and "'junk'" in err.msg and "object" in err.msg
+    assert isinstance(bal, Balance) and (bal.currency, bal.total) == ("USDT", "5")
+    (err,) = s.on_frame(f(dict(push, data=[{"uTime": "1", "details": "abc"}])), False, 7)
+    assert err.code == "decode" and "details" in err.msg and "'abc'" in err.msg and "list" in err.msg
+    (bal,) = s.on_frame(f(dict(push, data=[{"uTime": "1", "details": [{"ccy": "BTC", "eq": "1"}]}])), False, 8)
+    assert isinstance(bal, Balance) and bal.currency == "BTC"
+
+
+def test_absurdly_deep_nesting_is_a_decode_error():
+    s = session("public", ["okx:tickers:BTC-USDT"])
+    for frame in (b'{"x":' + DEEP + b"}", b'{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":' + DEEP + b"}",
+                  b'{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[' + DEEP + b"]}"):
+        (err,) = s.on_frame(frame, False, 2)
+        assert isinstance(err, VenueError) and err.code == "decode" and "nested" in err.msg, err.msg
+    (t,) = s.on_frame(f({"arg": {"channel": "tickers", "instId": "BTC-USDT"}, "data": [{"last": "1"}]}), False, 3)
+    assert isinstance(t, Ticker) and t.last == "1"
+
+
+@pytest.mark.parametrize("broken", [
+    lambda good: good[:-30],                                         # truncated: not JSON at all
+    lambda good: good[:-2] + b"," + DEEP + b"]}",                        # valid JSON, nested too deep
+    lambda good: good.replace(b'"seqId":11', b'"seqId":"eleven"'),  # the envelope decodes, its data does not
+], ids=["truncated", "deep", "bad-type"])
+def test_an_undecodable_delta_of_a_book_breaks_it_at_once(broken):
+    s = session("public", ["okx:books:BTC-USDT"])
+    sent(s)
+    s.on_frame(books("BTC-USDT", "snapshot", [("10", "1")], [("11", "1")], seq=10, prev=-1), False, 1)
+    err, gap = s.on_frame(broken(books("BTC-USDT", "update", [("10", "2")], seq=11, prev=10)), False, 2)
+    assert isinstance(err, VenueError) and err.code == "decode" and err.stream == "okx:books:BTC-USDT"
+    assert isinstance(gap, Gap) and gap.stream == "okx:books:BTC-USDT" and s.broken() == ["okx:books:BTC-USDT"]
+    assert not s.books()["okx:books:BTC-USDT"].valid
+    s.on_timer(int(2e9))
+    assert [x["op"] for x in sent(s)] == ["unsubscribe", "subscribe"]
+    ev = s.on_frame(books("BTC-USDT", "snapshot", [("9", "1")], [("12", "1")], seq=20, prev=-1), False, int(3e9))
+    assert ev[0].book.valid and isinstance(ev[1], Resynced)
+
+
+def test_an_undecodable_push_of_a_snapshot_book_or_an_unknown_one_only_reports():
+    s = session("public", ["okx:books5:BTC-USDT", "okx:books:BTC-USDT"])
+    s.on_frame(books("BTC-USDT", "snapshot", [("10", "1")], [("11", "1")], channel="books5"), False, 1)
+    s.on_frame(books("BTC-USDT", "snapshot", [("10", "1")], [("11", "1")], seq=10, prev=-1), False, 1)
+    (err,) = s.on_frame(books("BTC-USDT", "snapshot", [("10", "2")], channel="books5")[:-30], False, 2)
+    assert err.code == "decode" and s.broken() == []  # every books5 push is a full book: the next one is exact
+    (err,) = s.on_frame(books("ETH-USDT", "update", [("10", "2")], seq=11, prev=10)[:-30], False, 3)
+    assert err.code == "decode" and s.broken() == []
+    (ev,) = s.on_frame(books("BTC-USDT", "update", [("10", "3")], seq=11, prev=10), False, 4)
+    assert ev.book.valid and ev.book.bids == {"10": "3"}

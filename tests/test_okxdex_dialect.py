@@ -102,3 +102,26 @@ def test_examples_dex_frames_decode():
     events = list(decode_lines("okxdex", open(recorded("okx_examples.jsonl"), "rb")))
     kinds = {type(e) for e in events}
     assert {DexPrice, DexCandle, Notice, ConnCount} <= kinds
+
+
+# -- frames that cannot be used (issue 17: each a precise VenueError, never "internal") ------------
+
+def test_conn_count_that_is_not_a_number_is_a_decode_error_naming_the_field():
+    s = session([f"okxdex:price:1/{USDT}"])
+    for bad, shown in ((b'"1.2.3"', "'1.2.3'"), (b'"-4"', "'-4'"), (b"-4", "-4")):
+        (err,) = s.on_frame(b'{"event":"channel-conn-count","channel":"price","connCount":' + bad + b',"connId":"a"}',
+                            False, 1)
+        assert isinstance(err, VenueError) and err.code == "decode", err
+        assert "connCount" in err.msg and shown in err.msg and "integer" in err.msg
+    (cc,) = s.on_frame(b'{"event":"channel-conn-count","channel":"price","connCount":"2","connId":"a"}', False, 2)
+    assert isinstance(cc, ConnCount) and cc.count == 2
+
+
+def test_absurdly_deep_nesting_is_a_decode_error():
+    s = session([f"okxdex:trades:1/{USDT}"])
+    deep = b"[" * 100_000 + b"]" * 100_000
+    arg = msgspec.json.encode({"channel": "trades", "chainIndex": "1", "tokenContractAddress": USDT})
+    (err,) = s.on_frame(b'{"arg":' + arg + b',"data":' + deep + b"}", False, 1)
+    assert isinstance(err, VenueError) and err.code == "decode" and "nested" in err.msg
+    (t,) = s.on_frame(b'{"arg":' + arg + b',"data":[{"price":"2","time":"1"}]}', False, 2)
+    assert isinstance(t, DexTrade) and t.price == "2"

@@ -25,9 +25,12 @@ recorded files and replayed archives.
 
 from __future__ import annotations
 
+import reprlib
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
+
+import msgspec
 
 from tickwire import book as _book
 from tickwire.book import Book
@@ -65,6 +68,37 @@ def bad_print(venue: str, market: str, symbol: str, stream: str, trade_id: Any, 
     return VenueError(venue=venue, market=market, symbol=symbol, stream=stream, recv_ns=recv_ns, code="bad-trade",
                       msg=f"trade {trade_id!r} dropped: price {price!r} / size {size!r} is not a non-negative "
                           "decimal (size > 0)")
+
+
+UNDECODABLE = (msgspec.DecodeError, RecursionError)
+"""What a msgspec decoder raises for bytes it cannot take (ValidationError is a DecodeError): past
+Python's recursion limit (JSON nested hundreds deep) it raises RecursionError, which is no bug."""
+
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother, _SHOW.maxlist, _SHOW.maxdict = 2, 40, 40, 4, 4
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """A venue's value in a one-line message: its repr, at most ``limit`` characters (a string's
+    head; a container's first items, two levels deep)."""
+    try:
+        r = repr(value[:limit + 1]) if isinstance(value, (str, bytes)) else _SHOW.repr(value)
+    except ValueError:  # an integer of more than 4,300 digits
+        r = f"<{type(value).__name__} too long to show>"
+    return r if len(r) <= limit else r[:limit] + "..."
+
+
+def bad_field(what: str, field: str, value: Any, expected: str) -> str:
+    """The message for a field of the wrong type, in one line: what is dropped, the field, its
+    value (cut short) and what was expected."""
+    return f"{what} dropped: {field} {shown(value)} is not {expected}"
+
+
+def undecodable(e: BaseException) -> str:
+    """Why a frame did not decode, in one line: the decoder's message, or plain words for absurd nesting."""
+    if isinstance(e, RecursionError):
+        return "JSON nested deeper than the decoder's recursion limit; venue frames nest a few levels"
+    return str(e)
 
 
 # Send priorities. The engine sends CONTROL frames (heartbeats) at once, ahead of any
@@ -534,6 +568,17 @@ class Session:
             st.gap_reported = True
             out.append(self.gap(st, recv_ns, reason, expected, received))
         self.ledger.resync_later(st, recv_ns)
+
+    def chains_deltas(self, sub: Subscription) -> bool:
+        """Whether each push of this stream builds on the previous one (book deltas), so that a
+        lost push corrupts it."""
+        return sub.kind == "book"
+
+    def push_lost(self, st: StreamState, recv_ns: int, why: str, out: list[Event]) -> None:
+        """A push of this stream could not be decoded: an intact book that chains deltas lost one,
+        so it is broken at once (Gap + resync, as for a bad level), not at the next sequence check."""
+        if st.book is not None and st.synced and self.chains_deltas(st.sub):
+            self.break_book(st, recv_ns, f"undecodable push: {why}", None, None, out)
 
     def on_rest_snapshot(self, topic: str, body: Any, recv_ns: int, error: str = "") -> list[Event]:
         """The decoded REST reply (or None and the error) to a :class:`FetchSnapshot`."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import zlib
 from typing import Any, Sequence
 
@@ -19,7 +20,8 @@ import msgspec
 from tickwire.model import ConnCount, Event, Notice
 from tickwire.subscription import Subscription
 from tickwire.venues.base import (
-    MAX_INFLATED_BYTES, FailOver, Limits, Session, SessionOptions, StreamState, Timers, Venue, inflate_bounded,
+    MAX_INFLATED_BYTES, UNDECODABLE, FailOver, Limits, Session, SessionOptions, StreamState, Timers, Venue, bad_field,
+    inflate_bounded, undecodable,
 )
 from tickwire.venues.ledger import FINAL, REPORT, TRANSIENT
 
@@ -86,6 +88,10 @@ class Msg(msgspec.Struct, gc=False):
 
 
 decode_msg = msgspec.json.Decoder(Msg).decode
+decode_arg = msgspec.json.Decoder(Arg).decode
+
+# The ``arg`` a push starts with, found in a frame that does not decode (error path only).
+_ARG_HEAD = re.compile(rb'\{"arg":(\{[^{}]{0,400}\})')
 encode = msgspec.json.encode
 
 PING = b"ping"
@@ -109,6 +115,16 @@ def inflate(payload: bytes | memoryview, limit: int = MAX_INFLATED_BYTES) -> byt
     """A binary frame: the older OKEx format, raw DEFLATE without a zlib header (seed 002);
     never more than ``limit`` bytes."""
     return inflate_bounded(bytes(payload), -zlib.MAX_WBITS, limit)
+
+
+def conn_count(v: str | int) -> int | None:
+    """``connCount``: documented a string of digits ("2"), read as a number too; absent is 0.
+    None when it is no count (a fraction, a sign, words, more digits than any count has)."""
+    if type(v) is int:
+        return v if v >= 0 else None
+    if v == "":
+        return 0
+    return int(v) if len(v) <= 18 and v.isascii() and v.isdigit() else None
 
 
 def same_channel(ours: str, theirs: str) -> bool:
@@ -229,11 +245,11 @@ class GatewaySession(Session):
             return []
         try:
             m = decode_msg(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        except UNDECODABLE as e:
             if bytes(payload) == PING:  # a server-side ping: answer like nautilus does
                 self.send_control(PONG, "pong")
                 return []
-            return [self.error("decode", f"undecodable frame ({e}): {bytes(payload[:200])!r}", recv_ns=recv_ns)]
+            return self._undecodable(payload, undecodable(e), recv_ns)
         if m.event:
             return self._event(m, recv_ns)
         if m.arg is None:
@@ -250,7 +266,26 @@ class GatewaySession(Session):
         try:
             return self.data(st, m, recv_ns)
         except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError, ValueError, IndexError) as e:
-            return [self.error("decode", f"bad {key} frame ({e})", recv_ns=recv_ns, sub=st.sub)]
+            out: list[Event] = [self.error("decode", f"bad {key} frame ({e})", recv_ns=recv_ns, sub=st.sub)]
+            self.push_lost(st, recv_ns, str(e), out)
+            return out
+
+    def _undecodable(self, payload: bytes | memoryview, why: str, recv_ns: int) -> list[Event]:
+        """A frame that does not decode: a VenueError, naming the stream when the frame's head
+        names one of ours (a push starts with its ``arg``), whose book then breaks at once."""
+        head = bytes(payload[:500])
+        st = None
+        found = _ARG_HEAD.match(head)
+        if found is not None:
+            try:
+                st = self.streams.get(arg_key(decode_arg(found.group(1))))
+            except msgspec.DecodeError:
+                pass
+        out: list[Event] = [self.error("decode", f"undecodable frame ({why}): {head[:200]!r}", recv_ns=recv_ns,
+                                       sub=st.sub if st is not None else None)]
+        if st is not None:
+            self.push_lost(st, recv_ns, why, out)
+        return out
 
     def data(self, st: StreamState, m: Msg, recv_ns: int) -> list[Event]:
         """The events of one push for a stream of this connection."""
@@ -298,8 +333,11 @@ class GatewaySession(Session):
                 self.outbox.append(FailOver(recv_ns))
             return [n]
         if ev == "channel-conn-count":
-            return [ConnCount(venue=self.venue.name, recv_ns=recv_ns, conn=self.conn, channel=m.channel,
-                              count=int(m.connCount or 0))]
+            count = conn_count(m.connCount)
+            if count is None:
+                return [self.error("decode", bad_field(f"channel-conn-count of channel {m.channel!r}", "connCount",
+                                                       m.connCount, "a non-negative integer"), recv_ns=recv_ns)]
+            return [ConnCount(venue=self.venue.name, recv_ns=recv_ns, conn=self.conn, channel=m.channel, count=count)]
         if ev == "channel-conn-count-error":
             # The venue ended our subscription to this channel on this connection: report it
             # once per stream, fatal for those streams only, no retry (okx.md §1.8).

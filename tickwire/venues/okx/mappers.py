@@ -6,11 +6,11 @@ from typing import Any, Callable
 
 from tickwire.model import (
     Balance, Candle, Event, Fill, Funding, IndexPrice, Liquidation, MarkPrice, OpenInterest, Order, Position,
-    Ticker, Trade,
+    Ticker, Trade, VenueError,
 )
 from tickwire.subscription import Subscription
 from tickwire import book as _book
-from tickwire.venues.base import bad_print
+from tickwire.venues.base import bad_field, bad_print
 from tickwire.venues.okx import market_of
 from tickwire.venues.okx.wire import Trade as WireTrade
 from tickwire.venues.okx_gateway import ms
@@ -84,12 +84,32 @@ def _open_interest(d: dict, base: dict) -> list[Event]:
     return [OpenInterest(**base, open_interest=g("oi", ""), open_interest_ccy=g("oiCcy"), open_interest_usd=g("oiUsd"))]
 
 
+def _objects(d: dict, key: str, base: dict, out: list[Event]) -> list[dict]:
+    """The objects of the list ``d[key]`` (absent: none). Anything else there becomes a VenueError
+    in ``out`` naming it (a garbled entry must not cost the others, nor raise)."""
+    v = d.get(key) or []
+    if type(v) is not list:
+        out.append(VenueError(**base, code="decode", msg=bad_field(f"{base['stream']} entries", key, v,
+                                                                   "a list of objects")))
+        return []
+    good = [x for x in v if type(x) is dict]
+    if len(good) < len(v):
+        out.extend(VenueError(**base, code="decode", msg=bad_field(f"{base['stream']} entry", f"{key}[{i}]", x,
+                                                                   "an object"))
+                   for i, x in enumerate(v) if type(x) is not dict)
+    return good
+
+
 def _liquidations(sub: Subscription, d: dict, recv_ns: int) -> list[Event]:
     inst = d.get("instId", "")
-    return [Liquidation(venue="okx", market=market_of(inst), symbol=inst, stream=sub.spec, exch_ns=ms(x.get("ts")),
+    out: list[Event] = []
+    base = dict(venue="okx", market=market_of(inst), symbol=inst, stream=sub.spec, exch_ns=0, recv_ns=recv_ns)
+    details = _objects(d, "details", base, out)
+    out += [Liquidation(venue="okx", market=market_of(inst), symbol=inst, stream=sub.spec, exch_ns=ms(x.get("ts")),
                         recv_ns=recv_ns, side=side_of_liquidated(x.get("side", ""), x.get("posSide", "")),
                         price=x.get("bkPx", ""), size=x.get("sz", ""))
-            for x in d.get("details") or []]
+            for x in details]
+    return out
 
 
 def side_of_liquidated(order_side: str, pos_side: str) -> str:
@@ -114,9 +134,12 @@ def _orders(d: dict, base: dict) -> list[Event]:
 
 
 def _account(d: dict, base: dict) -> list[Event]:
-    return [Balance(**{**base, "symbol": x.get("ccy", "")}, currency=x.get("ccy", ""), total=x.get("eq"),
+    out: list[Event] = []
+    details = _objects(d, "details", base, out)
+    out += [Balance(**{**base, "symbol": x.get("ccy", "")}, currency=x.get("ccy", ""), total=x.get("eq"),
                     available=x.get("availBal") or x.get("availEq"), frozen=x.get("frozenBal"))
-            for x in d.get("details") or []]
+            for x in details]
+    return out
 
 
 def _positions(d: dict, base: dict) -> list[Event]:
@@ -127,11 +150,13 @@ def _positions(d: dict, base: dict) -> list[Event]:
 
 def _balance_and_position(d: dict, base: dict) -> list[Event]:
     g = d.get
-    out: list[Event] = [Balance(**{**base, "symbol": b.get("ccy", "")}, currency=b.get("ccy", ""),
-                                total=b.get("cashBal"))
-                        for b in g("balData") or []]
+    out: list[Event] = []
+    bal = _objects(d, "balData", base, out)
+    pos = _objects(d, "posData", base, out)
+    out += [Balance(**{**base, "symbol": b.get("ccy", "")}, currency=b.get("ccy", ""), total=b.get("cashBal"))
+            for b in bal]
     out += [Position(**{**base, "symbol": p.get("instId", "")}, side=p.get("posSide", ""), size=p.get("pos", ""),
-                     avg_price=p.get("avgPx") or None, raw=p) for p in g("posData") or []]
+                     avg_price=p.get("avgPx") or None, raw=p) for p in pos]
     return out
 
 

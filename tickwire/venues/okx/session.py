@@ -11,7 +11,7 @@ import msgspec
 
 from tickwire.model import BookUpdate, Event
 from tickwire.subscription import Subscription
-from tickwire.venues.base import FetchSnapshot, SessionOptions, StreamState, Venue
+from tickwire.venues.base import UNDECODABLE, FetchSnapshot, SessionOptions, StreamState, Venue
 from tickwire.venues.okx import SNAPSHOT_ONLY, mappers
 from tickwire.venues.okx.wire import (
     BOOK_PREFIX, BookData, Level, decode_book, decode_books_data, decode_dicts, decode_lists, decode_trades,
@@ -61,6 +61,9 @@ class OkxSession(GatewaySession):
         # without change (okx.md §2.2).
         return sub.kind == "book"
 
+    def chains_deltas(self, sub: Subscription) -> bool:
+        return sub.kind == "book" and sub.channel not in SNAPSHOT_ONLY  # books5, bbo-tbt: every push a full book
+
     def on_timer(self, now_ns: int) -> None:
         super().on_timer(now_ns)
         # books whose WS snapshot never came (OKX may stop sending it): ask for REST
@@ -82,8 +85,8 @@ class OkxSession(GatewaySession):
         if payload[:24] == BOOK_PREFIX:
             try:
                 bm = decode_book(payload)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                pass
+            except UNDECODABLE:
+                pass  # the generic path says why (and breaks the book if the frame names it)
             else:
                 a = bm.arg
                 st = self.streams.get(f"{a.channel}:{a.instId}" if a.instId and not a.instType else arg_key(a))
