@@ -296,3 +296,71 @@ async def test_an_unknown_network_is_a_clear_error_before_any_connection():
     with pytest.raises(SpecError, match="okx has no 'testnet' network"):
         async with tickwire.stream("okx:books:BTC-USDT", network="testnet"):
             pass
+
+
+# -- frames that cannot be used (issue 17: each a precise VenueError, never "internal") ------------
+
+DEEP = b"[" * 100_000 + b"]" * 100_000  # far beyond any decoder's recursion limit
+OPTION = "bybit.option:orderbook.25:BTC-27DEC26-100000-C"
+
+
+@pytest.mark.parametrize("data,shown", [
+    (None, "b'null'"),                                                       # no data at all
+    (b'{"failTopics":"abc","successTopics":[]}', '"failTopics":"abc"'),      # a list that is a string
+    (b'{"failTopics":[],"successTopics":["\x87rderbook.25.BTC-27DEC26-100000-C"]}', "\\x87rderbook"),  # not UTF-8
+], ids=["null", "wrong-type", "bad-utf8"])
+def test_option_command_resp_with_unusable_data_is_a_decode_error_naming_the_field(data, shown):
+    s = session("option", [OPTION])
+    sent(s)
+    head = b'{"success":true,"conn_id":"c","type":"COMMAND_RESP"'
+    (err,) = s.on_frame(head + (b',"data":' + data if data is not None else b"") + b"}", False, 1)
+    assert isinstance(err, VenueError) and err.code == "decode" and "\n" not in err.msg
+    assert "COMMAND_RESP" in err.msg and "data" in err.msg and shown in err.msg and "failTopics" in err.msg, err.msg
+    ok = frame({"success": True, "conn_id": "c", "type": "COMMAND_RESP",
+                "data": {"failTopics": [], "successTopics": ["orderbook.25.BTC-27DEC26-100000-C"]}})
+    assert s.on_frame(ok, False, 2) == [] and not s.ledger.requests
+    (ev,) = s.on_frame(book("orderbook.25.BTC-27DEC26-100000-C", "snapshot", 3, [["1", "1"]]), False, 3)
+    assert isinstance(ev, BookUpdate) and ev.book.valid
+
+
+def test_absurdly_deep_nesting_is_a_decode_error():
+    s = session("linear", ["bybit.linear:publicTrade:BTCUSDT", "bybit.linear:tickers:BTCUSDT"])
+    for f in (b'{"x":' + DEEP + b"}",
+              b'{"topic":"publicTrade.BTCUSDT","ts":1,"type":"snapshot","data":[' + DEEP + b"]}",
+              b'{"topic":"tickers.BTCUSDT","ts":1,"type":"snapshot","data":' + DEEP + b"}"):
+        (err,) = s.on_frame(f, False, 1)
+        assert isinstance(err, VenueError) and err.code == "decode" and "nested" in err.msg, err.msg
+    (t,) = s.on_frame(frame({"topic": "publicTrade.BTCUSDT", "ts": 1, "type": "snapshot", "data": [
+        {"T": 1, "s": "BTCUSDT", "S": "Buy", "v": "1", "p": "2", "i": "x"}]}), False, 2)
+    assert isinstance(t, Trade) and t.price == "2"
+
+
+@pytest.mark.parametrize("broken", [
+    lambda good: good[:-20],                                      # truncated: not JSON at all
+    lambda good: good[:-2] + b',"x":' + DEEP + b"}}",             # valid JSON, nested too deep
+    lambda good: good.replace(b'"u":101', b'"u":"101"'),          # the envelope decodes, its data does not
+], ids=["truncated", "deep", "bad-type"])
+def test_an_undecodable_delta_of_a_book_breaks_it_at_once(broken):
+    t = "orderbook.50.BTCUSDT"
+    s = session("linear", ["bybit.linear:orderbook.50:BTCUSDT"])
+    sent(s)
+    s.on_frame(book(t, "snapshot", 100, [["10", "1"]], [["11", "1"]]), False, 1)
+    err, gap = s.on_frame(broken(book(t, "delta", 101, [["10", "2"]])), False, 2)
+    assert isinstance(err, VenueError) and err.code == "decode" and err.stream == "bybit.linear:orderbook.50:BTCUSDT"
+    assert isinstance(gap, Gap) and s.broken() == ["bybit.linear:orderbook.50:BTCUSDT"]
+    s.on_timer(int(2e9))
+    assert [(x["op"], x["args"]) for x in sent(s)] == [("unsubscribe", [t]), ("subscribe", [t])]
+    ev = s.on_frame(book(t, "snapshot", 200, [["8", "1"]], [["12", "1"]]), False, int(3e9))
+    assert ev[0].book.valid and isinstance(ev[1], Resynced)
+
+
+def test_an_undecodable_push_of_level1_or_an_unknown_book_only_reports():
+    s = session("linear", ["bybit.linear:orderbook.1:BTCUSDT", "bybit.linear:orderbook.50:BTCUSDT"])
+    s.on_frame(book("orderbook.1.BTCUSDT", "snapshot", 7, [["10", "1"]], [["11", "1"]]), False, 1)
+    s.on_frame(book("orderbook.50.BTCUSDT", "snapshot", 7, [["10", "1"]], [["11", "1"]]), False, 1)
+    (err,) = s.on_frame(book("orderbook.1.BTCUSDT", "snapshot", 8, [["10", "2"]])[:-20], False, 2)
+    assert err.code == "decode" and s.broken() == []  # level 1 pushes full snapshots: the next one is exact
+    (err,) = s.on_frame(book("orderbook.50.ETHUSDT", "delta", 8, [["10", "2"]])[:-20], False, 3)
+    assert err.code == "decode" and s.broken() == []
+    (ev,) = s.on_frame(book("orderbook.50.BTCUSDT", "delta", 8, [["10", "3"]]), False, 4)
+    assert ev.book.valid and ev.book.bids == {"10": "3"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import re
 from collections import deque
 from typing import Any, Iterable, Sequence
 
@@ -15,7 +16,7 @@ import msgspec
 from tickwire.credentials import redact
 from tickwire.model import BookUpdate, Event, VenueError
 from tickwire.subscription import SpecError, Subscription
-from tickwire.venues.base import Session, SessionOptions, StreamState, Venue
+from tickwire.venues.base import UNDECODABLE, Session, SessionOptions, StreamState, Venue, bad_field, undecodable
 from tickwire.venues.bybit import ANY_SYMBOL, is_categorised, mappers
 from tickwire.venues.bybit.mappers import trades as _trades
 from tickwire.venues.bybit.wire import (
@@ -29,6 +30,8 @@ SPOT_MAX_ARGS_PER_REQUEST = 10     # "args size >10" beyond this
 ARGS_PER_REQUEST = 100             # our own chunking for linear/inverse/option (no venue limit)
 
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError, ValueError)
+# The topic a push starts with, found in a frame that does not decode (error path only).
+_TOPIC_HEAD = re.compile(rb'\{"topic":"([^"\\]{1,200})"')
 
 
 class BybitSession(Session):
@@ -62,8 +65,8 @@ class BybitSession(Session):
         if payload[:20] == BOOK_PREFIX:
             try:
                 msg = decode_book(payload)
-            except msgspec.DecodeError:
-                pass
+            except UNDECODABLE:
+                pass  # the generic path says why (and breaks the book if the frame names it)
             else:
                 st = self.streams.get(msg.topic)
                 if st is not None:
@@ -86,7 +89,7 @@ class BybitSession(Session):
         elif payload[:22] == TRADES_PREFIX:
             try:
                 tm = decode_trades_msg(payload)
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except UNDECODABLE:
                 pass
             else:
                 st = self.streams.get(tm.topic)
@@ -95,9 +98,8 @@ class BybitSession(Session):
                     return _trades(st.sub, tm.data, recv_ns)
         try:
             env = decode_envelope(payload)
-        except msgspec.DecodeError as e:
-            return [self.error("decode", f"undecodable frame ({e}): {bytes(payload[:200])!r}",
-                               recv_ns=recv_ns)]
+        except UNDECODABLE as e:
+            return self._undecodable(payload, undecodable(e), recv_ns)
         topic = env.topic
         if topic:
             st = self.streams.get(topic)
@@ -111,9 +113,26 @@ class BybitSession(Session):
             try:
                 return self._data(st, env, recv_ns)
             except _DECODE_ERRORS as e:
-                return [self.error("decode", f"bad {topic} frame ({e})", stream=st.sub.spec,
-                                   recv_ns=recv_ns, sub=st.sub)]
+                out: list[Event] = [self.error("decode", f"bad {topic} frame ({e})", stream=st.sub.spec,
+                                               recv_ns=recv_ns, sub=st.sub)]
+                self.push_lost(st, recv_ns, str(e), out)
+                return out
         return self._control(env, recv_ns)
+
+    def _undecodable(self, payload: bytes | memoryview, why: str, recv_ns: int) -> list[Event]:
+        """A frame that does not decode: a VenueError, naming the stream when the frame's head
+        names one of ours (a push starts with its ``topic``), whose book then breaks at once."""
+        head = bytes(payload[:300])
+        found = _TOPIC_HEAD.match(head)
+        st = self.streams.get(found.group(1).decode("utf-8", "replace")) if found is not None else None
+        out: list[Event] = [self.error("decode", f"undecodable frame ({why}): {head[:200]!r}", recv_ns=recv_ns,
+                                       sub=st.sub if st is not None else None)]
+        if st is not None:
+            self.push_lost(st, recv_ns, why, out)
+        return out
+
+    def chains_deltas(self, sub: Subscription) -> bool:
+        return sub.kind == "book" and sub.channel != "orderbook.1"  # level 1: snapshots only (bybit.md §7.1)
 
     def _adopt(self, topic: str) -> StreamState | None:
         """Decode mode: create stream state for a topic seen in a recorded file."""
@@ -138,7 +157,12 @@ class BybitSession(Session):
             return []
         ledger = self.ledger
         if env.type == "COMMAND_RESP":  # option: per-topic success/fail lists, no req_id
-            resp = decode_option_resp(env.data)
+            try:
+                resp = decode_option_resp(env.data)
+            except UNDECODABLE as e:
+                return [self.error("decode", bad_field("option COMMAND_RESP", "data", bytes(env.data),
+                                                       "an object with the lists failTopics and successTopics")
+                                   + f" ({undecodable(e)})", recv_ns=recv_ns)]
             req = ledger.match(env.req_id, resp.successTopics + resp.failTopics)
             return ledger.refused(resp.failTopics, op or SUBSCRIBE, env.ret_msg or "subscription failed",
                                   recv_ns, req)
