@@ -433,3 +433,44 @@ def test_every_private_frame_of_the_examples_is_understood():
     assert [(p.symbol, p.side, p.size, p.avg_price) for p in positions] == [("BTCPERP", "long", "0.001", "66473.5")]
     assert [(b.currency, b.total, b.available) for b in balances] == [("USDC", "-0.0679535", None)]
     assert fills[1].market == "spot" and fills[0].usymbol == "BTC/USDC:USDC" and fills[1].usymbol == "BTC/USDT"
+
+
+# -- items that cannot be used (issue 17: each a precise VenueError, never "internal") -------------
+
+@pytest.mark.parametrize("topic,item,field,shown", [
+    ("order", dict(ORDER, orderStatus=1.5), "orderStatus", "1.5"),
+    ("order", dict(ORDER, orderType=["Market"]), "orderType", "['Market']"),
+    ("order", dict(ORDER, side={"x": 1}), "side", "{'x': 1}"),
+    ("execution", execution("e9", side=7), "side", "7"),
+    ("position", {"symbol": "BTCUSD", "side": [None], "size": "1", "category": "inverse"}, "side", "[None]"),
+], ids=["order-status", "order-type", "order-side", "fill-side", "position-side"])
+def test_an_item_whose_text_field_is_not_text_is_reported_and_the_others_delivered(topic, item, field, shown):
+    s = logged_in()
+    good = {"order": ORDER, "execution": execution("e8"),
+            "position": {"symbol": "BTCUSD", "side": "Buy", "size": "1", "category": "inverse"}}[topic]
+    err, ev = s.on_frame(push(topic, [item, good]), False, NOW + 5)
+    assert isinstance(err, VenueError) and err.code == "decode" and err.stream == f"bybit:{topic}:ANY"
+    assert f"{field} {shown}" in err.msg and "string" in err.msg and "\n" not in err.msg, err.msg
+    assert isinstance(ev, (Order, Fill, Position)) and ev.side in ("buy", "sell", "long")
+    (again,) = s.on_frame(push(topic, [dict(good, execId="e7") if topic == "execution" else good]), False, NOW + 6)
+    assert type(again) is type(ev)
+
+
+def test_wallet_coins_that_are_not_objects_are_reported_and_the_others_delivered():
+    s = logged_in()
+    wallet = {"accountType": "UNIFIED", "coin": ["USDT", {"coin": "BTC", "equity": "0.1"}]}
+    err, btc = s.on_frame(push("wallet", [wallet]), False, NOW + 5)
+    assert isinstance(err, VenueError) and err.code == "decode" and err.stream == "bybit:wallet:ANY"
+    assert "coin[0] 'USDT'" in err.msg and "object" in err.msg, err.msg
+    assert isinstance(btc, Balance) and btc.currency == "BTC"
+    (err,) = s.on_frame(push("wallet", [dict(wallet, coin="USDT")]), False, NOW + 6)
+    assert err.code == "decode" and "coin 'USDT'" in err.msg and "list" in err.msg, err.msg
+
+
+def test_absurdly_deep_nesting_is_a_decode_error():
+    s = logged_in()
+    deep = b"[" * 100_000 + b"]" * 100_000
+    (err,) = s.on_frame(b'{"topic":"order","creationTime":1,"data":' + deep + b"}", False, NOW + 5)
+    assert isinstance(err, VenueError) and err.code == "decode" and "nested" in err.msg
+    (o,) = s.on_frame(push("order", [ORDER]), False, NOW + 6)
+    assert isinstance(o, Order)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from tickwire.model import Balance, Candle, Event, Fill, Greeks, Liquidation, Order, Position, Ticker, Trade
+from tickwire.model import (
+    Balance, Candle, Event, Fill, Greeks, Liquidation, Order, Position, Ticker, Trade, VenueError,
+)
 from tickwire.subscription import Subscription
 from tickwire import book as _book
-from tickwire.venues.base import bad_print
+from tickwire.venues.base import bad_field, bad_print
 from tickwire.venues.bybit import INTERVAL_NAMES
 from tickwire.venues.bybit.wire import Kline, Liq
 from tickwire.venues.bybit.wire import Trade as WireTrade
@@ -86,6 +88,23 @@ def ms(v: Any) -> int:
         return 0
 
 
+def _not_text(d: dict, keys: tuple[str, ...]) -> str | None:
+    """The first of ``keys`` whose value is there but is not a string (the mappers call string
+    methods on them; a garbled item must cost only itself, never raise)."""
+    for k in keys:
+        v = d.get(k)
+        if v and type(v) is not str:
+            return k
+    return None
+
+
+def _bad(sub: Subscription, d: dict, what: str, field: str, value: Any, expected: str, recv_ns: int) -> VenueError:
+    """The VenueError that replaces one unusable item of a private push (the others are delivered)."""
+    symbol = d.get("symbol")
+    return VenueError(venue="bybit", market=sub.market, symbol=symbol if type(symbol) is str else "", stream=sub.spec,
+                      recv_ns=recv_ns, code="decode", msg=bad_field(what, field, value, expected))
+
+
 def _opt(v: Any) -> str | None:
     """A venue number that may be absent: "" (and "0" for prices) is no value."""
     return v if v not in (None, "", "0") else None
@@ -102,6 +121,10 @@ def orders(sub: Subscription, items: list[dict], creation_ms: int, recv_ns: int)
     out: list[Event] = []
     fallback = creation_ms * 1_000_000
     for d in items:
+        bad = _not_text(d, ("side", "orderType", "orderStatus"))
+        if bad is not None:
+            out.append(_bad(sub, d, "order item", bad, d[bad], "a string", recv_ns))
+            continue
         g = d.get
         status = g("orderStatus") or ""
         out.append(Order(venue="bybit", market=g("category") or sub.market, symbol=g("symbol") or "",
@@ -121,6 +144,10 @@ def fills(sub: Subscription, items: list[dict], creation_ms: int, recv_ns: int) 
     out: list[Event] = []
     fallback = creation_ms * 1_000_000
     for d in items:
+        bad = _not_text(d, ("side", "execType"))
+        if bad is not None:
+            out.append(_bad(sub, d, "execution item", bad, d[bad], "a string", recv_ns))
+            continue
         g = d.get
         if g("execType") in NOT_FILLS:
             continue
@@ -140,6 +167,10 @@ def positions(sub: Subscription, items: list[dict], creation_ms: int, recv_ns: i
     fallback = creation_ms * 1_000_000
     out: list[Event] = []
     for d in items:
+        bad = _not_text(d, ("side",))
+        if bad is not None:
+            out.append(_bad(sub, d, "position item", bad, d[bad], "a string", recv_ns))
+            continue
         g = d.get
         side = g("side") or ""
         out.append(Position(venue="bybit", market=g("category") or sub.market, symbol=g("symbol") or "",
@@ -158,7 +189,14 @@ def balances(sub: Subscription, items: list[dict], creation_ms: int, recv_ns: in
     exch_ns = creation_ms * 1_000_000
     out: list[Event] = []
     for acct in items:
-        for c in acct.get("coin") or ():
+        coins = acct.get("coin") or []
+        if type(coins) is not list:
+            out.append(_bad(sub, acct, "wallet coins", "coin", coins, "a list of objects", recv_ns))
+            continue
+        for i, c in enumerate(coins):
+            if type(c) is not dict:
+                out.append(_bad(sub, acct, "wallet coin", f"coin[{i}]", c, "an object", recv_ns))
+                continue
             g = c.get
             coin = g("coin") or ""
             out.append(Balance(venue="bybit", market="", symbol=coin, stream=sub.spec, exch_ns=exch_ns,

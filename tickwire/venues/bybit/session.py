@@ -380,8 +380,9 @@ class BybitPrivateSession(Session):
         self.last_rx_ns = recv_ns
         try:
             env = decode_private(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as e:
-            return [self.error("decode", f"undecodable frame ({e}): {bytes(payload[:200])!r}", recv_ns=recv_ns)]
+        except UNDECODABLE as e:
+            return [self.error("decode", f"undecodable frame ({undecodable(e)}): {bytes(payload[:200])!r}",
+                               recv_ns=recv_ns)]
         if env.topic:
             return self._push(env, recv_ns)
         return self._control(env, recv_ns)
