@@ -453,3 +453,23 @@ def test_decode_cli_path_rebuilds_books_exactly():
     v1 = books[-1]  # the deprecated V1 orderBook example: numeric levels keep their exact digits
     assert v1.bids[0] == ("3781.85", "0.30656") and v1.book.best_ask() == ("3835", "0.19948")
     assert not [e for e in events if isinstance(e, Gap)]
+
+
+# -- frames that cannot be used (issue 17: each a precise VenueError, never "internal") ------------
+
+def test_absurdly_deep_nesting_is_a_decode_error():
+    s = session(["bge:fills:BTC_USDT"])
+    sent(s)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for f in (b'{"ping":' + deep + b"}", b'{"biz":"market","type":"fills","product":"BTC_USDT","data":' + deep + b"}"):
+        (err,) = s.on_frame(f, False, T0)
+        assert isinstance(err, VenueError) and err.code == "decode" and "nested" in err.msg, err.msg
+    assert s.on_frame(b'{"ping":9}', False, T0) == [] and sent(s) == [{"pong": 9}]
+
+
+def test_a_refusal_quoting_an_absurdly_deep_request_is_still_matched_and_reported():
+    s = session(["bge:ticker:BTC_USDT"])
+    sent(s)
+    msg = "Invalid request: " + '{"a":' * 100_000 + "1" + "}" * 100_000
+    (err,) = s.on_frame(frame({"event": "sub", "code": 400, "msg": msg}), False, T0)
+    assert err.code == "400" and err.stream == "bge:ticker:BTC_USDT" and err.fatal

@@ -14,7 +14,7 @@ import msgspec
 from tickwire.credentials import redact
 from tickwire.model import Event
 from tickwire.subscription import SpecError, Subscription
-from tickwire.venues.base import Session, SessionOptions, StreamState, Venue
+from tickwire.venues.base import UNDECODABLE, Session, SessionOptions, StreamState, Venue, undecodable
 from tickwire.venues.bge import PRIVATE, mappers
 from tickwire.venues.bge.wire import (
     GZIP_B64, PING_PREFIX, Envelope, code_int, decode_any, decode_assets, decode_book, decode_candle, decode_dicts,
@@ -124,16 +124,16 @@ class BGESession(Session):
         if payload[:8] == PING_PREFIX:
             try:
                 ping = decode_ping(payload).ping
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                pass
+            except UNDECODABLE:
+                pass  # the generic path says why
             else:
                 self._pong(ping)
                 return []
         try:
             env = decode_envelope(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        except UNDECODABLE as e:
             self.last_kind = "error"
-            return [self.error("decode", self._scrub(f"undecodable frame ({e}): {bytes(payload[:200])!r}"),
+            return [self.error("decode", self._scrub(f"undecodable frame ({undecodable(e)}): {bytes(payload[:200])!r}"),
                                recv_ns=recv_ns)]
         if len(env.ping):
             self._pong(env.ping)
@@ -239,7 +239,7 @@ class BGESession(Session):
             return ""
         try:
             obj = decode_any(msg[i:].encode())
-        except msgspec.DecodeError:
+        except UNDECODABLE:
             return ""
         if not isinstance(obj, dict):
             return ""
