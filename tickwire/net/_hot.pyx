@@ -368,12 +368,71 @@ def first_bad(levels):
     return None
 
 
+from cpython.ref cimport PyObject, Py_INCREF
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDef:
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef *d_member
+    void PyObject_GC_UnTrack(void *op)
+
+cdef type _MEMBER = type(type.__dict__["__dictoffset__"])  # member_descriptor
+cdef type _level_type = None          # the struct class of the last level_pairs call
+cdef Py_ssize_t _price_off = 0, _size_off = 0   # where its price and size fields sit
+
+
+cdef bint _level_offsets(type t):
+    """Find the slots of ``price`` and ``size`` in struct class ``t`` (plain member
+    descriptors of object fields, as msgspec makes them); False if they are not that."""
+    global _level_type, _price_off, _size_off
+    p = t.__dict__.get("price")
+    z = t.__dict__.get("size")
+    if type(p) is not _MEMBER or type(z) is not _MEMBER:
+        return False
+    _price_off = (<PyMemberDescrObject*>p).d_member.offset
+    _size_off = (<PyMemberDescrObject*>z).d_member.offset
+    _level_type = t
+    return True
+
+
 def level_pairs(list levels):
     """OKX's [price, size, liquidated, orders] level structs -> (price, size) tuples, in C
-    (the reference is ``tickwire.venues.okx.session.pairs``)."""
+    (the reference is ``tickwire.venues.okx.session.pairs``). The two fields are read from
+    their slots (the struct class checked once per call: no attribute lookup per level), and
+    the tuples are untracked by the GC at once (two strings cannot form a cycle: fewer objects
+    for every collection to walk)."""
     cdef Py_ssize_t i, n = len(levels)
-    cdef list out = [None] * n
+    cdef list out = PyList_New(n)
+    cdef PyObject *f
+    cdef PyObject *g
+    cdef tuple t
+    if n == 0:
+        return out
+    x = levels[0]
+    if type(x) is not _level_type and not _level_offsets(type(x)):
+        for i in range(n):
+            x = levels[i]
+            t = (x.price, x.size)
+            Py_INCREF(t)
+            PyList_SET_ITEM(out, i, t)
+        return out
+    cdef type lt = _level_type
     for i in range(n):
         x = levels[i]
-        out[i] = (x.price, x.size)
+        if type(x) is not lt:
+            t = (x.price, x.size)  # (not from a venue decoder: read it the slow way)
+            Py_INCREF(t)
+            PyList_SET_ITEM(out, i, t)
+            continue
+        f = (<PyObject**>((<char*><PyObject*>x) + _price_off))[0]
+        g = (<PyObject**>((<char*><PyObject*>x) + _size_off))[0]
+        if f is NULL or g is NULL:  # an unset slot: the attribute error the slow way gives
+            t = (x.price, x.size)
+        else:
+            t = (<object>f, <object>g)
+        PyObject_GC_UnTrack(<void*>t)
+        Py_INCREF(t)
+        PyList_SET_ITEM(out, i, t)
     return out
