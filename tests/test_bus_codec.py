@@ -285,3 +285,20 @@ def test_old_messages_and_old_readers():
         events: list
 
     assert len(msgspec.msgpack.decode(chunk, type=Old).events) == 4
+
+
+def test_greeks_line_switches_and_private_events_travel_on_the_bus_with_their_own_symbol():
+    from tickwire import model as m
+    from tickwire.bus import codec
+
+    g = m.Greeks(venue="bybit", market="option", symbol="BTC", stream="bybit:greeks:ANY", exch_ns=5,
+                 recv_ns=7, base_coin="BTC", delta="0.01", theta="-1.5", raw={"baseCoin": "BTC"})
+    body, _ = codec.encode_md(g.stream, [g], "c#1", "col")
+    assert codec.decode_md(body)[1] == [g]
+    # an event of a private (ANY) stream keeps its own market and symbol
+    o = m.Order(venue="okx", market="SWAP", symbol="BTC-USDT-SWAP", stream="okx:orders:ANY", exch_ns=5, recv_ns=7,
+                order_id="1", side="buy")
+    assert codec.decode_md(codec.encode_md(o.stream, [o], "c#1", "col")[0])[1] == [o]
+    sw = m.LineSwitch(venue="okx", conn="c#1", recv_ns=9, from_host="ws.okx.com", to_host="wsaws.okx.com",
+                      reason="rtt")
+    assert codec.decode_status(codec.encode_status([sw])) == [sw]

@@ -78,6 +78,9 @@ def test_generic_kinds_round_trip_exactly(tmp_path):
         m.Connected(**base(), conn="bybit/public/linear#1", url="ws://127.0.0.1:1/v5/public/linear"),
         m.Gap(**base(), conn="c#1", reason="u jumped", expected=5, received=7),
         m.VenueError(**base(), conn="c#1", code="10001", msg="bad topic", request="subscribe x", fatal=True),
+        m.Greeks(**base(market="option", symbol="BTC"), base_coin="BTC", delta="0.01", gamma="-0.0000005",
+                 vega=None, theta="-1.5", raw={"baseCoin": "BTC"}),
+        m.LineSwitch(**base(), conn="c#1", from_host="ws.okx.com", to_host="wsaws.okx.com", reason="rtt"),
     ]
     with Recorder(tmp_path, raw=False) as rec:
         rec.add_many(evs)
@@ -108,7 +111,11 @@ def test_generic_kinds_round_trip_exactly(tmp_path):
     assert msgspec.json.decode(read(tmp_path, "orders")[0]["raw"]) == {"x": "y"}
     st = read(tmp_path, "status")
     assert [(r["type"], r["conn"], r["code"]) for r in st] == [
-        ("Connected", "bybit/public/linear#1", ""), ("Gap", "c#1", ""), ("VenueError", "c#1", "10001")]
+        ("Connected", "bybit/public/linear#1", ""), ("Gap", "c#1", ""), ("VenueError", "c#1", "10001"),
+        ("LineSwitch", "c#1", "rtt")]
+    assert st[3]["message"] == "ws.okx.com -> wsaws.okx.com"
+    g = read(tmp_path, "greeks")[0]
+    assert (g["symbol"], g["base_coin"], g["gamma"], g["vega"]) == ("BTC", "BTC", "-0.0000005", None)
     assert st[0]["message"].startswith("ws://") and st[2]["message"] == "bad topic"
     gap = msgspec.json.decode(st[1]["detail"])
     assert (gap["type"], gap["expected"], gap["received"]) == ("Gap", 5, 7)

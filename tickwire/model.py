@@ -253,8 +253,7 @@ class Position(Event, tag=True):
 
 class Greeks(Event, tag=True):
     """Bybit's ``greeks`` stream: the account's option greeks per base coin (``symbol`` is the
-    base coin). Bybit only, and not (yet) part of :data:`AnyEvent`: the recorder has no table
-    for it and the bus no code, so it reaches ``async for`` consumers and JSON output only."""
+    base coin). Bybit only; recorded in the ``greeks`` table."""
 
     base_coin: str
     delta: str | None = None
@@ -405,7 +404,7 @@ class LineSwitch(Status, tag=True):
     more than the line policy's margin (round trip or data lag), or it dropped (with a hot
     standby: the standby on ``to_host`` carries the streams; nothing was lost). A switch of a
     live connection is make-before-break: no gap, no duplicate (see :mod:`tickwire.net.lines`).
-    Not (yet) part of :data:`AnyEvent`: recorders and the bus leave it out."""
+    Recorded in the ``status`` table."""
 
     from_host: str = ""
     to_host: str = ""
@@ -414,8 +413,8 @@ class LineSwitch(Status, tag=True):
 
 AnyEvent = Union[
     Trade, BookUpdate, Ticker, Candle, Funding, MarkPrice, IndexPrice, OpenInterest, Liquidation,
-    DexPrice, DexCandle, DexTrade, DexSignal, Order, Fill, Balance, Position,
-    Connected, Disconnected, Gap, Resynced, Notice, ConnCount, VenueError, Overflow,
+    DexPrice, DexCandle, DexTrade, DexSignal, Order, Fill, Balance, Position, Greeks,
+    Connected, Disconnected, Gap, Resynced, Notice, ConnCount, VenueError, Overflow, LineSwitch,
 ]
 
 EVENT_TYPES: dict[str, type[Event]] = {t.__name__: t for t in AnyEvent.__args__}  # type: ignore[attr-defined]

@@ -122,7 +122,8 @@ def raw_subject(venue: str, collector: str) -> str:
 
 # Stable wire codes (never renumber; add new types at the end).
 _CODES = ["Trade", "BookUpdate", "Ticker", "Candle", "Funding", "MarkPrice", "IndexPrice", "OpenInterest",
-          "Liquidation", "DexPrice", "DexCandle", "DexTrade", "DexSignal", "Order", "Fill", "Balance", "Position"]
+          "Liquidation", "DexPrice", "DexCandle", "DexTrade", "DexSignal", "Order", "Fill", "Balance", "Position",
+          "Greeks"]
 CODE_OF: dict[type, int] = {EVENT_TYPES[n]: i + 1 for i, n in enumerate(_CODES)}
 TYPE_OF: dict[int, type] = {i + 1: EVENT_TYPES[n] for i, n in enumerate(_CODES)}
 _BASE = 6  # venue, market, symbol, stream, exch_ns, recv_ns: the last six fields of every event
@@ -153,7 +154,14 @@ def event_row(ev: Event) -> tuple:
         return (2, ev.exch_ns, ev.bids, ev.asks, ev.snapshot, ev.seq, ev.prev_seq, vl)
     if cls is Trade:
         return (1, ev.exch_ns, ev.price, ev.size, ev.side, ev.trade_id, ev.seq)
-    return (CODE_OF[cls], ev.exch_ns) + _astuple(ev)[:-_BASE]
+    row = (CODE_OF[cls], ev.exch_ns) + _astuple(ev)[:-_BASE]
+    # market and symbol travel once per message (from the stream spec), except where an event
+    # names its own: private streams (okx:orders:ANY), instType-wide ones (liquidation-orders).
+    # Then they follow the fields (a reader that does not know them ignores trailing items).
+    _, market, symbol = _stream_ids(ev.stream)
+    if ev.market != market or ev.symbol != symbol:
+        return row + (ev.market, ev.symbol)
+    return row
 
 
 def encode_events(events: list[Event]) -> bytes:
@@ -294,9 +302,11 @@ def decode_md(body: bytes) -> tuple[MdMessage, list[Event]]:
             out.append(Trade(row[2], row[3], row[4], row[5], row[6], venue=venue, market=market, symbol=symbol,
                              stream=stream, exch_ns=row[1], recv_ns=recv))
         else:
-            kw = dict(zip(_OWN[cls], row[2:]))
-            out.append(cls(venue=venue, market=market, symbol=symbol, stream=stream, exch_ns=row[1],
-                           recv_ns=recv, **kw))
+            own = _OWN[cls]
+            n = 2 + len(own)
+            kw = dict(zip(own, row[2:n]))
+            mk, sy = (row[n], row[n + 1]) if len(row) >= n + 2 else (market, symbol)
+            out.append(cls(venue=venue, market=mk, symbol=sy, stream=stream, exch_ns=row[1], recv_ns=recv, **kw))
     return m, out
 
 

@@ -93,7 +93,7 @@ DECIMAL_NAMES = frozenset({
     "open_24h", "high_24h", "low_24h", "volume_24h", "turnover_24h", "mark_price", "index_price",
     "open_interest", "open_interest_ccy", "open_interest_usd", "funding_rate", "rate", "next_rate",
     "open", "high", "low", "close", "volume", "turnover", "volume_usd", "filled_size", "avg_price",
-    "fee", "total", "available", "frozen", "unrealized_pnl",
+    "fee", "total", "available", "frozen", "unrealized_pnl", "delta", "gamma", "vega", "theta",
 })
 
 
@@ -194,10 +194,15 @@ KIND_LIST: list[Kind] = [
         ("side", STR, "side"), ("size", STR, "size"), ("avg_price", STR, "average price"),
         ("unrealized_pnl", STR, "unrealized PnL"), ("raw", JSON, "the venue's position object (JSON text)"),
     ], "private: position updates", row_bytes=700),
+    _generic("greeks", m.Greeks, [
+        ("base_coin", STR, "base coin"), ("delta", STR, "total delta"), ("gamma", STR, "total gamma"),
+        ("vega", STR, "total vega"), ("theta", STR, "total theta"),
+        ("raw", JSON, "the venue's greeks object (JSON text)"),
+    ], "private: Bybit option greeks per base coin", row_bytes=600),
     Kind("status", (m.Connected, m.Disconnected, m.Gap, m.Resynced, m.Notice, m.ConnCount, m.VenueError,
-                    m.Overflow), _common() + (
+                    m.Overflow, m.LineSwitch), _common() + (
         Column("type", STR, "Connected, Disconnected, Gap, Resynced, Notice, ConnCount, VenueError, "
-                            "Overflow, or RecorderDrop (rows the recorder itself dropped)"),
+                            "Overflow, LineSwitch, or RecorderDrop (rows the recorder itself dropped)"),
         Column("conn", STR, "connection name"),
         Column("code", STR, "venue or close code, or the kind of the dropped rows (RecorderDrop)"),
         Column("message", STR, "reason / message / URL"),
@@ -235,6 +240,8 @@ def status_row(ev: Any) -> tuple:
         msg = f"feed dropped {ev.dropped} events (consumer too slow)"
     elif t == "ConnCount":
         msg = f"{ev.channel}: {ev.count}"
+    elif t == "LineSwitch":
+        code, msg = ev.reason, f"{ev.from_host} -> {ev.to_host}"
     return (ev.recv_ns, ev.exch_ns, ev.market, ev.symbol, ev.stream, t, ev.conn, code, msg, ev)
 
 
