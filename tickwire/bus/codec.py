@@ -157,10 +157,11 @@ def event_row(ev: Event) -> tuple:
     row = (CODE_OF[cls], ev.exch_ns) + _astuple(ev)[:-_BASE]
     # market and symbol travel once per message (from the stream spec), except where an event
     # names its own: private streams (okx:orders:ANY), instType-wide ones (liquidation-orders).
-    # Then they follow the fields (a reader that does not know them ignores trailing items).
+    # Then ``(market, symbol, number of fields)`` follows the fields: a reader that does not
+    # know it ignores trailing items, and the count keeps it apart from a field added later.
     _, market, symbol = _stream_ids(ev.stream)
     if ev.market != market or ev.symbol != symbol:
-        return row + (ev.market, ev.symbol)
+        return row + (ev.market, ev.symbol, len(row) - 2)
     return row
 
 
@@ -302,11 +303,12 @@ def decode_md(body: bytes) -> tuple[MdMessage, list[Event]]:
             out.append(Trade(row[2], row[3], row[4], row[5], row[6], venue=venue, market=market, symbol=symbol,
                              stream=stream, exch_ns=row[1], recv_ns=recv))
         else:
-            own = _OWN[cls]
-            n = 2 + len(own)
-            kw = dict(zip(own, row[2:n]))
-            mk, sy = (row[n], row[n + 1]) if len(row) >= n + 2 else (market, symbol)
-            out.append(cls(venue=venue, market=mk, symbol=sy, stream=stream, exch_ns=row[1], recv_ns=recv, **kw))
+            mk, sy, fields = market, symbol, row[2:]
+            last = row[-1]
+            if type(last) is int and len(row) == last + 5 and last >= 0:  # (market, symbol, n) follows
+                mk, sy, fields = row[-3], row[-2], row[2:2 + last]
+            out.append(cls(venue=venue, market=mk, symbol=sy, stream=stream, exch_ns=row[1], recv_ns=recv,
+                           **dict(zip(_OWN[cls], fields))))
     return m, out
 
 
