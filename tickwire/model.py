@@ -234,6 +234,7 @@ class Fill(Event, tag=True):
     fee: str | None = None
     fee_ccy: str | None = None
     liquidity: str = ""  # "maker" / "taker"
+    raw: dict | None = None  # the venue's fill object (OKX: the order update that carried it)
 
 
 class Balance(Event, tag=True):
@@ -241,6 +242,7 @@ class Balance(Event, tag=True):
     total: str | None = None
     available: str | None = None
     frozen: str | None = None
+    raw: dict | None = None  # the venue's object for this currency
 
 
 class Position(Event, tag=True):

@@ -184,11 +184,11 @@ KIND_LIST: list[Kind] = [
     _generic("fills", m.Fill, [
         ("order_id", STR, "order id"), ("trade_id", STR, "trade id"), ("side", STR, "side"), ("price", STR, "price"),
         ("size", STR, "size"), ("fee", STR, "fee"), ("fee_ccy", STR, "fee currency"),
-        ("liquidity", STR, "maker / taker"),
+        ("liquidity", STR, "maker / taker"), ("raw", JSON, "the venue's fill object (JSON text)"),
     ], "private: own fills", row_bytes=600),
     _generic("balances", m.Balance, [
         ("currency", STR, "currency"), ("total", STR, "total"), ("available", STR, "available"),
-        ("frozen", STR, "frozen"),
+        ("frozen", STR, "frozen"), ("raw", JSON, "the venue's object for this currency (JSON text)"),
     ], "private: balance updates", row_bytes=400),
     _generic("positions", m.Position, [
         ("side", STR, "side"), ("size", STR, "size"), ("avg_price", STR, "average price"),

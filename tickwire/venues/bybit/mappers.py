@@ -157,7 +157,7 @@ def fills(sub: Subscription, items: list[dict], creation_ms: int, recv_ns: int) 
                         order_id=g("orderId") or "", trade_id=g("execId") or "",
                         side=SIDES.get(g("side") or "", (g("side") or "").lower()), price=g("execPrice") or "",
                         size=g("execQty") or "", fee=g("execFee") or None, fee_ccy=g("feeCurrency") or None,
-                        liquidity="maker" if maker is True else "taker" if maker is False else ""))
+                        liquidity="maker" if maker is True else "taker" if maker is False else "", raw=d))
     return out
 
 
@@ -201,7 +201,7 @@ def balances(sub: Subscription, items: list[dict], creation_ms: int, recv_ns: in
             coin = g("coin") or ""
             out.append(Balance(venue="bybit", market="", symbol=coin, stream=sub.spec, exch_ns=exch_ns,
                                recv_ns=recv_ns, currency=coin, total=g("equity") or g("walletBalance") or None,
-                               available=g("availableToWithdraw") or None, frozen=g("locked") or None))
+                               available=g("availableToWithdraw") or None, frozen=g("locked") or None, raw=c))
     return out
 
 

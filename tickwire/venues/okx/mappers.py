@@ -129,7 +129,8 @@ def _orders(d: dict, base: dict) -> list[Event]:
         out.append(Fill(**{**base, "exch_ns": ms(g("fillTime")) or base["exch_ns"]},
                         order_id=g("ordId", ""), trade_id=g("tradeId"), side=g("side", ""),
                         price=g("fillPx", ""), size=g("fillSz", ""), fee=g("fillFee"),
-                        fee_ccy=g("fillFeeCcy"), liquidity={"M": "maker", "T": "taker"}.get(g("execType"), "")))
+                        fee_ccy=g("fillFeeCcy"), liquidity={"M": "maker", "T": "taker"}.get(g("execType"), ""),
+                        raw=d))
     return out
 
 
@@ -137,7 +138,7 @@ def _account(d: dict, base: dict) -> list[Event]:
     out: list[Event] = []
     details = _objects(d, "details", base, out)
     out += [Balance(**{**base, "symbol": x.get("ccy", "")}, currency=x.get("ccy", ""), total=x.get("eq"),
-                    available=x.get("availBal") or x.get("availEq"), frozen=x.get("frozenBal"))
+                    available=x.get("availBal") or x.get("availEq"), frozen=x.get("frozenBal"), raw=x)
             for x in details]
     return out
 
@@ -153,7 +154,7 @@ def _balance_and_position(d: dict, base: dict) -> list[Event]:
     out: list[Event] = []
     bal = _objects(d, "balData", base, out)
     pos = _objects(d, "posData", base, out)
-    out += [Balance(**{**base, "symbol": b.get("ccy", "")}, currency=b.get("ccy", ""), total=b.get("cashBal"))
+    out += [Balance(**{**base, "symbol": b.get("ccy", "")}, currency=b.get("ccy", ""), total=b.get("cashBal"), raw=b)
             for b in bal]
     out += [Position(**{**base, "symbol": p.get("instId", "")}, side=p.get("posSide", ""), size=p.get("pos", ""),
                      avg_price=p.get("avgPx") or None, raw=p) for p in pos]
