@@ -355,6 +355,17 @@ def test_executions_map_to_fills_and_are_deduplicated_by_exec_id():
     assert [x.symbol for x in both] == ["BTCUSDT", "ETHUSDT"]
 
 
+def test_a_garbled_execution_does_not_hide_its_correct_copy():
+    """An execution dropped as garbled (its side not a string) was still remembered by its
+    execId, so Bybit's correct re-send of it was suppressed as a duplicate: the fill was lost."""
+    s = logged_in()
+    (err,) = s.on_frame(push("execution", [execution("e9", side=7)]), False, NOW + 5)
+    assert isinstance(err, VenueError) and err.code == "decode"
+    (fill,) = s.on_frame(push("execution", [execution("e9")]), False, NOW + 6)
+    assert isinstance(fill, Fill) and fill.trade_id == "e9"
+    assert s.on_frame(push("execution", [execution("e9")]), False, NOW + 7) == []
+
+
 def test_dedup_survives_a_reconnect_and_is_per_stream():
     s = logged_in(["bybit:execution:ANY", "bybit:execution.fast:ANY"])
     s.on_frame(push("execution", [execution("e1")]), False, NOW + 5)

@@ -355,3 +355,14 @@ def test_an_undecodable_push_of_a_snapshot_book_or_an_unknown_one_only_reports()
     assert err.code == "decode" and s.broken() == []
     (ev,) = s.on_frame(books("BTC-USDT", "update", [("10", "3")], seq=11, prev=10), False, 4)
     assert ev.book.valid and ev.book.bids == {"10": "3"}
+
+
+def test_a_huge_venue_text_makes_a_short_error_message():
+    """A refusal's text, or a connCount, of any size gives a message of bounded size."""
+    s = session(specs=["okx:books:BTC-USDT"])
+    huge = "x" * 100_000
+    (err,) = s.on_frame(json.dumps({"event": "error", "code": "60012", "msg": huge}).encode(), False, 2)
+    assert err.code == "60012" and len(err.msg) < 600 and "100,000 characters" in err.msg
+    (cc,) = s.on_frame(json.dumps({"event": "channel-conn-count-error", "channel": "books",
+                                   "connCount": "9" * 5000}).encode(), False, 2)
+    assert cc.code == "channel-conn-count-error" and len(cc.msg) < 300

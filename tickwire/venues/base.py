@@ -39,6 +39,7 @@ from tickwire.subscription import SpecError, Subscription
 from tickwire.venues.ledger import FINAL, Ledger
 
 MAX_INFLATED_BYTES = 64 * 1024 * 1024
+MAX_ERROR_MSG = 500  # characters of a VenueError's message (a venue's refusal text can be any size)
 """A compressed frame may not inflate to more than this (real frames are far below 1 MB; a
 398 KB frame could otherwise become 400 MB in memory). Per venue: ``venue_options={"okx":
 {"max_inflated_bytes": N}}`` / ``--venue-option okx.max_inflated_bytes=N``."""
@@ -593,7 +594,10 @@ class Session:
 
     def error(self, code: Any, msg: str, request: str = "", stream: str = "", recv_ns: int = 0,
               fatal: bool = False, sub: Subscription | None = None) -> VenueError:
-        """A VenueError of this connection; ``recv_ns`` defaults to the last frame's time."""
+        """A VenueError of this connection; ``recv_ns`` defaults to the last frame's time. The
+        message is cut at MAX_ERROR_MSG characters: it may carry a venue's text, of any size."""
+        if len(msg) > MAX_ERROR_MSG:
+            msg = f"{msg[:MAX_ERROR_MSG]}... ({len(msg):,} characters)"
         return VenueError(venue=self.venue.name, market=sub.market if sub else "",
                           symbol=sub.symbol if sub else "", stream=stream or (sub.spec if sub else ""),
                           recv_ns=recv_ns or self.last_rx_ns or self.started_ns, conn=self.conn, code=str(code),

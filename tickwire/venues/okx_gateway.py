@@ -345,9 +345,9 @@ class GatewaySession(Session):
             for topic, st in list(self.streams.items()):
                 if same_channel(st.sub.channel, m.channel):
                     out.append(self.ledger.drop(
-                        topic, "channel-conn-count-error", f"{self.venue.name} ended {st.sub.spec}: {m.connCount} "
+                        topic, "channel-conn-count-error", f"{self.venue.name} ended {st.sub.spec}: {str(m.connCount)[:40]} "
                         f"connections already serve channel {m.channel!r} (limit 30 per key)",
                         recv_ns, request=f"subscribe {topic}"))
             return out or [self.error("channel-conn-count-error", f"channel {m.channel} over its connection "
-                                      f"limit ({m.connCount})", recv_ns=recv_ns)]
+                                      f"limit ({str(m.connCount)[:40]})", recv_ns=recv_ns)]
         return []

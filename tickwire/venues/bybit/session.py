@@ -14,7 +14,7 @@ from typing import Any, Iterable, Sequence
 import msgspec
 
 from tickwire.credentials import redact
-from tickwire.model import BookUpdate, Event, VenueError
+from tickwire.model import BookUpdate, Event, Fill, VenueError
 from tickwire.subscription import SpecError, Subscription
 from tickwire.venues.base import UNDECODABLE, Session, SessionOptions, StreamState, Venue, bad_field, undecodable
 from tickwire.venues.bybit import ANY_SYMBOL, is_categorised, mappers
@@ -404,12 +404,15 @@ class BybitPrivateSession(Session):
             items = decode_items(env.data)
             if isinstance(items, dict):
                 items = [items]
+            out = mappers.PRIVATE[sub.kind](sub, items, env.creationTime, recv_ns)
             if sub.kind == "fills":
+                # by the fills made, not the items sent: an item dropped as garbled must not
+                # hide the venue's correct copy of it
                 ids = st.extra
                 if ids is None:
                     ids = st.extra = ExecIds()
-                items = [d for d in items if ids.first_time(str(d.get("execId") or ""))]
-            return mappers.PRIVATE[sub.kind](sub, items, env.creationTime, recv_ns)
+                out = [e for e in out if e.__class__ is not Fill or ids.first_time(e.trade_id)]
+            return out
         except _DECODE_ERRORS as e:
             return [self.error("decode", f"bad {topic} frame ({e})", recv_ns=recv_ns, sub=sub)]
 
