@@ -161,6 +161,7 @@ def test_we_never_ping_and_silence_beyond_stale_s_is_a_dead_link():
     assert v.timers().stale_s is not None and 30 < v.timers().stale_s <= 60
     s = session(["bge:ticker:BTC_USDT"])
     sent(s)
+    s.on_frame(ack("sub", "ticker", "BTC_USDT"), False, T0)
     for i in range(1, 8):  # server pings every 15 s keep it alive
         now = T0 + int(i * 15e9)
         s.on_frame(frame({"ping": now // 1_000_000}), False, now)

@@ -15,12 +15,12 @@ from tickwire.decode import decode_lines
 from tickwire.model import BookUpdate, Candle, ConnCount, Gap, Notice, Resynced, Ticker, Trade, VenueError
 from tickwire.subscription import SpecError
 from tickwire.venues import get_venue, parse
-from tickwire.venues.base import SessionOptions
+from tickwire.venues.base import Send, SessionOptions
 from tickwire.venues.okx.session import checksum
 from tickwire.venues.okx_gateway import sign
 
 from .conftest import recorded
-from .contract import FailOver, FetchSnapshot, actions, closed_reason, fatal, sends
+from .contract import FailOver, FetchSnapshot, actions, closed_reason, fatal, sends, take
 
 CRED = Credentials(api_key="key-1234567890", secret="example-secret-key", passphrase="pass-phrase")
 
@@ -366,3 +366,34 @@ def test_a_huge_venue_text_makes_a_short_error_message():
     (cc,) = s.on_frame(json.dumps({"event": "channel-conn-count-error", "channel": "books",
                                    "connCount": "9" * 5000}).encode(), False, 2)
     assert cc.code == "channel-conn-count-error" and len(cc.msg) < 300
+
+
+def test_a_subscribe_never_answered_is_sent_again_and_reported():
+    """No ack and no data for a subscribe (the answer lost, or unreadable): the stream was
+    silently dead for the life of the connection. After request_timeout_s it is reported and
+    subscribed again; a stream whose data flows counts as answered."""
+    t0 = 1_700_000_000 * 10**9
+    s = session(specs=["okx:trades:BTC-USDT", "okx:books:ETH-USDT"])
+    assert [x["op"] for x in sent(s)] == ["subscribe"]
+    s.on_timer(t0 + 10**8)  # the engine's first tick (the timeout counts from the tick that sees a request)
+    s.on_frame(f({"arg": {"channel": "trades", "instId": "BTC-USDT"}, "data": [
+        {"instId": "BTC-USDT", "tradeId": "1", "px": "1", "sz": "1", "side": "buy", "ts": "1700000000000"}]}),
+        False, t0 + 10**9)
+    take(s)
+    s.on_timer(t0 + 20 * 10**9)
+    assert [x for x in sent(s) if x != "ping"] == [] and not [e for e in take(s) if isinstance(e, VenueError)]
+    s.on_timer(t0 + 31 * 10**9)
+    out = take(s)
+    (err,) = [e for e in out if isinstance(e, VenueError)]
+    assert err.code == "no-answer" and "books:ETH-USDT" in err.msg and "trades" not in err.msg
+    s.on_timer(t0 + 33 * 10**9)  # again after the stream's backoff (1 s at first)
+    again = [json.loads(x.payload) for x in take(s) if isinstance(x, Send) and x.payload not in (b"ping",)]
+    assert [(x["op"], x["args"]) for x in again] == [
+        ("unsubscribe", [{"channel": "books", "instId": "ETH-USDT"}]),
+        ("subscribe", [{"channel": "books", "instId": "ETH-USDT"}])]
+    # answered this time: nothing more
+    s.on_frame(f({"event": "subscribe", "arg": {"channel": "books", "instId": "ETH-USDT"}, "connId": "x"}), False,
+               t0 + 34 * 10**9)
+    take(s)
+    s.on_timer(t0 + 70 * 10**9)
+    assert not [e for e in take(s) if isinstance(e, VenueError) and e.code == "no-answer"]

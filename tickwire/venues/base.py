@@ -171,6 +171,7 @@ class Timers:
     notice_lead_s: float = 30.0        # OKX-style upgrade notices: how long until the close
     stream_silence_s: float = 10.0     # a regularly pushed book silent this long is resubscribed
     resync_timeout_s: float = 10.0     # a resync that brought no snapshot this long is sent again (backoff)
+    request_timeout_s: float = 30.0    # a subscribe with no answer and no data this long is sent again
 
 
 @dataclass
@@ -480,6 +481,7 @@ class Session:
         self.check_heartbeat(now_ns)
         self.check_silence(now_ns)
         self.check_resyncs(now_ns)
+        self.ledger.check_unanswered(now_ns)
         self.ledger.run_due(now_ns)
 
     def check_resyncs(self, now_ns: int) -> None:

@@ -27,7 +27,12 @@ Every session owns one (``session.ledger``). It
   unsubscribe (if live) + subscribe, rate-limited per topic: the first resync goes out at once,
   then each waits ``resync_min_interval_s``, doubling up to 30 s, after the previous one
   (a minute of health resets it), so a broken stream can never cause a request storm.
-  :meth:`run_due` (from the session's timer) sends the due ones together.
+  :meth:`run_due` (from the session's timer) sends the due ones together;
+* unanswered requests: a subscribe with neither an answer nor data for a stream within the
+  session's ``request_timeout_s`` (30 s, counted from the first timer tick that saw it, so
+  requests waiting in the engine's pacer are not cut short) is reported (``no-answer``) and those
+  streams are subscribed again with their backoff; a stream whose data flows counts as answered.
+  An unanswered unsubscribe is forgotten (late data of a removed stream is ignored anyway).
 
 A venue declares only what differs, on its Session subclass: ``args_per_request``,
 ``request_frame(op, subs, req_id)``, ``refusal(code, msg)``, and in its envelope
@@ -81,6 +86,7 @@ class Ledger:
         self.is_open = False
         self._ids = itertools.count(1)
         self._last: dict[str, str] = {}          # topic -> id of the last request naming it
+        self._seen_ns: dict[str, int] = {}       # request id -> first timer tick that saw it pending
 
     # -- requests ------------------------------------------------------------------------------
     def open(self) -> None:
@@ -255,6 +261,39 @@ class Ledger:
             st.resync_due_ns = max(1, now_ns + int(wait_s * 1e9), st.last_resync_ns + int(backoff * 1e9))
             st.resync_backoff_s = min(_MAX_BACKOFF_S, max(least, backoff * 2))
         return (st.resync_due_ns - now_ns) / 1e9
+
+    def check_unanswered(self, now_ns: int) -> None:
+        """Requests pending past ``request_timeout_s``: see the module docstring."""
+        seen = self._seen_ns
+        if not self.requests:
+            seen.clear()
+            return
+        limit = int(self.session.timers.request_timeout_s * 1e9)
+        late = []
+        for rid, r in self.requests.items():
+            t = seen.setdefault(rid, now_ns)
+            if now_ns - t > limit:
+                late.append((rid, r, t))
+        if not late:
+            return
+        s = self.session
+        for rid, r, t in late:
+            del self.requests[rid]
+            seen.pop(rid, None)
+            if r.op != SUBSCRIBE:
+                continue
+            # (a broken book waiting for its resync's snapshot is the resync timeout's: check_resyncs)
+            quiet = [st for st in (s.streams.get(x.topic) for x in r.subs)
+                     if st is not None and st.last_rx_ns < t and not st.resync_due_ns and not st.gap_reported]
+            if not quiet:
+                continue
+            waits = [self.retry_later(st, now_ns) for st in quiet]
+            s.outbox.append(s.error(
+                "no-answer", f"no answer and no data for subscribe {' '.join(st.sub.topic for st in quiet)} "
+                f"within {limit / 1e9:g}s; subscribing again in {min(waits):g}s", request=r.text, recv_ns=now_ns,
+                sub=quiet[0].sub if len(quiet) == 1 else None))
+        for rid in [k for k in seen if k not in self.requests]:
+            del seen[rid]
 
     def run_due(self, now_ns: int) -> None:
         """Send the due resyncs and retries: unsubscribe (the live ones), then subscribe."""
