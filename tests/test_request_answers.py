@@ -51,3 +51,27 @@ async def test_no_answered_subscribe_is_taken_for_unanswered(venue):
     assert not errors, [f"{e.code}: {e.msg}" for e in errors]
     assert sorted(x for c in stats for x in c["streams"]) == sorted(tickwire.parse(x).spec for x in SPECS[venue])
     assert all(c["connected"] and not c["fatal"] and c["frames"] > 0 for c in stats), stats
+
+
+@pytest.mark.parametrize("venue", ["bybit", "okx", "bge"])
+async def test_a_lost_subscribe_request_is_sent_again(venue):
+    """The venue never received our subscribe (``lose-requests``): no answer, no data. The
+    stream is reported (no-answer) and subscribed again, then its data flows."""
+    spec = {"bybit": "bybit.linear:publicTrade:BTCUSDT", "okx": "okx:trades:BTC-USDT",
+            "bge": "bge:ticker:BTC_USDT"}[venue]
+    async with Simulator(venues=[venue], seed=12) as sim:
+        sim.venue(venue).inject("lose-requests=1")
+        errors, data = [], []
+        async with tickwire.stream(spec, endpoints=sim.endpoints, timers={venue: {"request_timeout_s": 1.0}}) as feed:
+            async def consume() -> None:
+                async for ev in feed:
+                    if isinstance(ev, VenueError):
+                        errors.append(ev)
+                    elif not ev.is_status:
+                        data.append(ev)
+                        return
+            await asyncio.wait_for(consume(), 15)
+        lost = [f for f in sim.venue(venue).truth.faults if f.kind == "lose-requests"]
+    assert len(lost) == 1
+    assert [e.code for e in errors] == ["no-answer"] and spec.split(":", 1)[1].split(":")[0] in errors[0].msg
+    assert data and data[0].stream == tickwire.parse(spec).spec

@@ -106,6 +106,8 @@ GENERIC_FAULTS: dict[str, FaultSpec] = {
         FaultSpec("garble", "count", "corrupt this percent of the frames sent (default 10), in ways a client can "
                                      "recognise: truncated, wrong types, bad numbers, missing keys, deep nesting, "
                                      "broken compression... (framework/mutate.py), until 'clear'", 10),
+        FaultSpec("lose-requests", "count", "lose the next N subscribe requests clients send (default 1): no "
+                                            "answer, no subscription, as if lost on the way", 1),
         FaultSpec("clear", "none", "cancel periodic faults, stalls, garbling and pending handshake refusals"),
     )
 }

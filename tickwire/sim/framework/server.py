@@ -204,6 +204,8 @@ class SimConnection(WSListener):
         sim = self.sim
         sim.stats.frames_received += 1
         try:
+            if sim.lose_requests and sim.loses(self, payload):
+                return
             if mt is _TEXT:
                 sim.on_text(self, payload)
             else:

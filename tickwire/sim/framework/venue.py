@@ -8,6 +8,7 @@ and registers the subclass with :func:`register_venue`, which puts it in :data:`
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import ssl
@@ -104,6 +105,8 @@ class VenueSim:
         self._conn_rate = SlidingWindowCounter(self.opts.conn_limit, self.opts.conn_window_s)
         self._concurrent: dict[tuple[str, str], int] = {}
         self._reject_next = 0
+        self.lose_requests = 0            # the 'lose-requests' fault: subscribe requests still to lose
+        self._lose_cause: int | None = None
         self._reject_until = 0.0
         self._reject_cause: tuple[str, int | None] = ("reject-connect", None)
         self.garble_pct = 0.0  # the `garble` fault: percent of frames corrupted (SimConnection.send)
@@ -366,6 +369,27 @@ class VenueSim:
     def on_text(self, conn: SimConnection, payload: bytes) -> None:
         """Hook: one TEXT message from a client."""
 
+    def is_subscribe_request(self, payload: bytes) -> bool:
+        """Whether a client message asks to subscribe (the ``lose-requests`` fault loses those):
+        ``{"op": "subscribe"}`` (OKX, Bybit) or ``{"event": "sub"}`` (BG Exchange); a venue
+        with another form overrides this."""
+        if b"sub" not in payload:
+            return False
+        try:
+            msg = json.loads(payload)
+        except ValueError:
+            return False
+        return isinstance(msg, dict) and (msg.get("op") == "subscribe" or msg.get("event") == "sub")
+
+    def loses(self, conn: SimConnection, payload: bytes) -> bool:
+        """The ``lose-requests`` fault: this subscribe request is lost (logged in the truth)."""
+        if not self.is_subscribe_request(payload):
+            return False
+        self.lose_requests -= 1
+        self.truth.fault("lose-requests", conns=(conn.id,), detail=f"lost {payload[:200]!r}",
+                         cause=self._lose_cause)
+        return True
+
     def on_binary(self, conn: SimConnection, payload: bytes) -> None:
         """Hook: one BINARY message from a client (default: treated as text)."""
         self.on_text(conn, payload)
@@ -486,6 +510,9 @@ class VenueSim:
         elif name == "garble":
             self.garble_pct = float(min(100, int(value or 10)))  # type: ignore[arg-type]
             self._garble_cause = self.truth.cause
+        elif name == "lose-requests":
+            self.lose_requests += int(value or 1)
+            self._lose_cause = self.truth.cause
         elif name == "clear":
             self.clear_faults()
         elif not self.apply_venue_fault(f):
@@ -503,6 +530,7 @@ class VenueSim:
         self._fault_tasks.clear()
         self._reject_next = 0
         self._reject_until = 0.0
+        self.lose_requests = 0
         self.garble_pct = 0.0
         for c in self.connections:
             c.unstall()
