@@ -210,10 +210,25 @@ async def test_killing_one_nats_node_of_three_loses_nothing(tmp_path):
                 pass
             await asyncio.sleep(0.1)
         assert si.config.num_replicas == 3
-        await asyncio.sleep(1.5)
+
+        async def stored() -> int:
+            try:
+                return (await asyncio.wait_for(nb.js.stream_info("TW_MD"), 2)).state.messages
+            except Exception:
+                return -1  # (a leader election in progress)
+
+        # by what happened, not by the clock (a loaded machine starts the collector late)
+        end = asyncio.get_running_loop().time() + 60
+        while await stored() < 30 or len(truth.trades) < 30:
+            assert asyncio.get_running_loop().time() < end, "the collector published nothing: " + procs.log("a")
+            await asyncio.sleep(0.2)
+        si = await nb.js.stream_info("TW_MD")
         leader = next(i for i, n in enumerate(bus.nodes) if n.name == si.cluster.leader)
+        before, n0 = si.state.messages, len(truth.trades)
         bus.kill(leader)                     # the stream's leader dies
-        await asyncio.sleep(3.0)
+        while await stored() < before + 30 or len(truth.trades) < n0 + 60:
+            assert asyncio.get_running_loop().time() < end, "nothing published after the kill: " + procs.log("a")
+            await asyncio.sleep(0.2)
         assert procs.stop("a") == 0, procs.log("a")
         truth.stop()
         assert "0 dropped" in procs.log("a")
