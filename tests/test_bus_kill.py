@@ -145,20 +145,39 @@ async def test_killed_collector_twin_and_killed_bus_recorder_lose_and_duplicate_
         procs.start("a", collect_args(bus.url, ws, "a"))
         procs.start("b", collect_args(bus.url, ws, "b"))
         procs.start("rec", rec_args)
-        await asyncio.sleep(3.0)
-        procs.kill("a")                      # a collector dies; its twin carries on
-        await asyncio.sleep(1.0)
-        procs.kill("rec")                    # the recorder dies mid-commit cycle...
-        await asyncio.sleep(0.7)
-        procs.start("rec2", rec_args)        # ... and restarts from its checkpoint
-        await asyncio.sleep(2.5)
-        assert procs.stop("b") == 0, procs.log("b")
-        truth.stop()
         cp = data / "_bus" / "rec.json"
         from tickwire.bus.nats import NatsBus
 
         nb = NatsBus(bus.url)
         await nb.connect()
+
+        async def progress(trades: int, stored: int, what: str) -> None:
+            """Wait for this many more venue trades and stored bus messages (by what happened,
+            not by the clock: a loaded machine starts processes late)."""
+            async def seq() -> int:
+                try:
+                    return await nb.last_seq("TW_MD")
+                except Exception:
+                    return 0  # (no stream yet: the first collector creates it)
+
+            t0, s0 = len(truth.trades), await seq()
+            await wait_until(lambda: len(truth.trades) >= t0 + trades, 60, what)
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 60
+            while await seq() < s0 + stored:
+                assert loop.time() < end, f"nothing stored: {what}"
+                await asyncio.sleep(0.1)
+
+        await progress(60, 30, "both collectors publishing")
+        await wait_until(lambda: cp.exists(), 60, "the recorder's first commit")
+        procs.kill("a")                      # a collector dies; its twin carries on
+        await progress(40, 20, "the twin carrying on")
+        procs.kill("rec")                    # the recorder dies mid-commit cycle...
+        await progress(20, 10, "data while no recorder runs")
+        procs.start("rec2", rec_args)        # ... and restarts from its checkpoint
+        await progress(60, 30, "the restarted recorder")
+        assert procs.stop("b") == 0, procs.log("b")
+        truth.stop()
         last = await nb.last_seq("TW_MD")
         await nb.close()
         await wait_until(lambda: cp.exists() and json.loads(cp.read_text())["md_seq"] >= last, 20,
