@@ -36,23 +36,20 @@ def query(sql: str, data: str = "./data", engine: str = "pandas"):  # type: igno
             import polars  # noqa: F401
         except ImportError:
             raise ImportError("engine='polars' needs polars: pip install 'tickwire[data]'") from None
-    from tickwire.sinks.query import connect
+    from tickwire.sinks.query import run
 
-    con = connect(data)
-    try:
-        rel = con.sql(sql)
+    def fetch(rel):  # type: ignore[no-untyped-def]
         if rel is None:  # a statement without a result
-            import pyarrow as pa
-
-            t = pa.table({})
             if engine == "polars":
                 import polars as pl
 
                 return pl.DataFrame()
-            return t
+            import pyarrow as pa
+
+            return pa.table({})
         return rel.pl() if engine == "polars" else rel.arrow().read_all()
-    finally:
-        con.close()
+
+    return run(sql, data, fetch)
 
 __all__ = [
     "Balance", "Book", "BookUpdate", "Candle", "ConnCount", "Connected", "DexCandle", "DexPrice",

@@ -19,20 +19,17 @@ def query(
     """Run SQL over a recorded dataset with DuckDB (one view per table)."""
     import duckdb
 
-    from tickwire.sinks.query import connect
+    from tickwire.sinks.query import run
     from tickwire.sinks.writer import pending_wal
 
     try:
-        con = connect(data)
+        df = run(sql, data, lambda rel: rel.df() if rel is not None else None)
     except FileNotFoundError as e:
         fail(e, EXIT_SPEC)
-    try:
-        rel = con.sql(sql)
-        df = rel.df() if rel is not None else None
     except duckdb.Error as e:
         fail(e, EXIT_SPEC)
     finally:
-        n = pending_wal(data)
+        n = pending_wal(data) if Path(data).is_dir() else 0
     out = sys.stdout
     if df is not None:
         if fmt == "csv":

@@ -24,8 +24,9 @@ is deduplicated only by a new connection (``tickwire.query()`` makes one per cal
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tickwire.sinks.dataset import dedup_clause, partitions
 from tickwire.sinks.schema import KINDS, STRS, decimal_columns, duckdb_type
@@ -61,12 +62,23 @@ def _computed(kind: str) -> str:
     return ", ".join(cols)
 
 
-def view_sql(data: str | os.PathLike, kind: str, dedup: bool = True) -> str:
-    """The ``CREATE VIEW`` statement of one table (``dedup=False``: the ``<table>_all`` view)."""
+def view_sql(data: str | os.PathLike, kind: str, dedup: bool = True, listed: bool = False) -> str:
+    """The ``CREATE VIEW`` statement of one table (``dedup=False``: the ``<table>_all`` view).
+    ``listed``: read the files listed now, not globs (see :func:`connect`)."""
     parts = partitions(data, kind)
     name = kind if dedup else f"{kind}_all"
     if not parts:
         return f"CREATE OR REPLACE VIEW {name} AS SELECT *, {_computed(kind)} FROM ({_empty(kind)})"
+    if listed:
+        files = [str(f.path.resolve()) for p in parts for f in p.files]
+        if not dedup:
+            return f"CREATE OR REPLACE VIEW {name} AS SELECT *, {_computed(kind)} FROM {_read(files)}"
+        clean = [str(f.path.resolve()) for p in parts if p.clean for f in p.files]
+        rest = [str(f.path.resolve()) for p in parts if not p.clean for f in p.files]
+        body = " UNION ALL BY NAME ".join(
+            ([f"SELECT * FROM {_read(clean)}"] if clean else []) +
+            ([f"SELECT * FROM {_read(rest)} {dedup_clause(kind)}"] if rest else []))
+        return f"CREATE OR REPLACE VIEW {name} AS SELECT *, {_computed(kind)} FROM ({body})"
     src = _read(str(Path(data).resolve() / kind / "**" / "*.parquet"))
     if not dedup:
         return f"CREATE OR REPLACE VIEW {name} AS SELECT *, {_computed(kind)} FROM {src}"
@@ -83,29 +95,60 @@ def view_sql(data: str | os.PathLike, kind: str, dedup: bool = True) -> str:
     return f"CREATE OR REPLACE VIEW {name} AS SELECT *, {_computed(kind)} FROM ({body})"
 
 
-def connect(data: str | os.PathLike = "./data", con: Any = None) -> Any:
+def connect(data: str | os.PathLike = "./data", con: Any = None, listed: bool = False) -> Any:
     """A DuckDB connection with one view per table of the dataset at ``data`` (duplicates
-    removed), and ``<table>_all`` views of every stored row."""
+    removed), and ``<table>_all`` views of every stored row.
+
+    By default the views read globs: a long-lived connection sees files published later. But
+    DuckDB lists a directory and then looks its entries up by path, so a query that runs while
+    a partition is swapped (a recorder's roll, ``tickwire compact``) can silently miss that
+    partition's files. ``listed=True`` reads the files listed now instead (a consistent set:
+    a swap replaces a partition directory in one rename); a file swapped away before DuckDB
+    opens it is an error to retry, never a silent omission (:func:`run` does that)."""
     import duckdb
 
     if not Path(data).is_dir():
         raise FileNotFoundError(f"no dataset at {data} (record one with `tickwire record ... --out {data}`)")
     con = con or duckdb.connect()
     for kind in KINDS:
-        con.execute(view_sql(data, kind))
-        con.execute(view_sql(data, kind, dedup=False))
+        con.execute(view_sql(data, kind, listed=listed))
+        con.execute(view_sql(data, kind, dedup=False, listed=listed))
     return con
+
+
+SWAP_RETRIES = 5
+
+
+def run(sql: str, data: str | os.PathLike, fetch: Callable[[Any], Any]) -> Any:
+    """``fetch(relation)`` of ``sql`` (``None`` for a statement without a result) over the files
+    of the dataset listed now; again with a fresh listing when a partition was swapped while
+    the query ran (a file listed is gone), at most SWAP_RETRIES times."""
+    import duckdb
+
+    for attempt in range(SWAP_RETRIES + 1):
+        con = duckdb.connect()
+        try:
+            return fetch(connect(data, con, listed=True).sql(sql))
+        except duckdb.IOException as e:
+            if attempt == SWAP_RETRIES or not any(m in str(e) for m in _SWAPPED):
+                raise
+        finally:
+            con.close()
+        time.sleep(0.02 * (attempt + 1))  # (a compaction swaps partition after partition)
+    raise AssertionError("unreachable")
+
+
+_SWAPPED = ("Cannot open file", "No such file", "No files found")
 
 
 def query(sql: str, data: str | os.PathLike = "./data") -> Any:
     """Run ``sql`` over the dataset at ``data``; the result as a ``pandas.DataFrame``."""
-    con = connect(data)
-    try:
-        rel = con.sql(sql)
+
+    def fetch(rel: Any) -> Any:
         if rel is None:
             import pandas as pd
 
             return pd.DataFrame()
         return rel.df()
-    finally:
-        con.close()
+
+    return run(sql, data, fetch)
