@@ -84,7 +84,7 @@ PROFILES: dict[str, Profile] = {
         trades=["bybit.linear:publicTrade:BTCUSDT", "bybit.linear:publicTrade:ETHUSDT",
                 "bybit.spot:publicTrade:BTCUSDT"],
         timers={"ping_interval_s": 0.5, "pong_timeout_s": 0.5, "resync_min_interval_s": 0.05,
-                "resync_timeout_s": 1.0, "stream_silence_s": 1.0},
+                "resync_timeout_s": 1.0, "stream_silence_s": 1.0, "request_timeout_s": 1.5},
         stall_timer_s=1.0,  # a ping every 0.5 s, its pong within 0.5 s
     ),
     "okx": Profile(
@@ -92,7 +92,7 @@ PROFILES: dict[str, Profile] = {
         books=["okx:books:BTC-USDT", "okx:books:ETH-USDT", "okx:books:BTC-USDT-SWAP"],
         trades=["okx:trades:BTC-USDT", "okx:trades:ETH-USDT", "okx:trades-all:BTC-USDT"],
         timers={"ping_interval_s": 0.5, "pong_timeout_s": 0.5, "resync_min_interval_s": 0.05,
-                "resync_timeout_s": 1.0, "notice_lead_s": 1.0, "stream_silence_s": 2.0},
+                "resync_timeout_s": 1.0, "notice_lead_s": 1.0, "stream_silence_s": 2.0, "request_timeout_s": 1.5},
         sim_options={"notice_lead_s": 1.0, "checksum": "legacy", "keepalive_s": 1.0},
         stall_timer_s=1.0,  # ping after 0.5 s idle, its pong within 0.5 s
     ),
@@ -100,7 +100,8 @@ PROFILES: dict[str, Profile] = {
         "bge",
         books=["bge:orderbook.0:BTC_USDT", "bge:orderbook.0:ETH_USDT", "bge:orderbook.6:SOL_USDT"],
         trades=["bge:fills:BTC_USDT", "bge:fills:ETH_USDT"],
-        timers={"stale_s": 1.5, "resync_min_interval_s": 0.05, "resync_timeout_s": 1.0, "stream_silence_s": 1.0},
+        timers={"stale_s": 1.5, "resync_min_interval_s": 0.05, "resync_timeout_s": 1.0, "stream_silence_s": 1.0,
+                "request_timeout_s": 1.5},
         sim_options={"ping_interval_s": 0.5, "pong_timeout_s": 1.5, "book_interval_ms": 100,
                      "fills_interval_ms": 50, "market_steps_per_s": 60},
         stall_timer_s=1.5,  # no frame for 1.5 s (books every 100 ms, server pings every 0.5 s)
@@ -110,7 +111,7 @@ PROFILES: dict[str, Profile] = {
         books=[],
         trades=[f"okxdex:trades:{DEX_WETH}", f"okxdex:trades:{DEX_USDT}", f"okxdex:trades:{DEX_SOL}"],
         timers={"ping_interval_s": 0.5, "pong_timeout_s": 0.5, "resync_min_interval_s": 0.05,
-                "resync_timeout_s": 1.0, "notice_lead_s": 1.0},
+                "resync_timeout_s": 1.0, "notice_lead_s": 1.0, "request_timeout_s": 1.5},
         sim_options={"notice_lead_s": 1.0, "trades_per_s": 20.0, "key_conn_limit": 6},
         stall_timer_s=1.0,
         credentials=True,
@@ -135,7 +136,7 @@ EXPECT: dict[str, str] = {
     "close-4009": "reconnect", "rate-close": "reconnect", "ignore-pong": "reconnect", "stall": "reconnect",
     "stall-for": "reconnect", "reject-connect": "tolerate", "reject-connect-for": "tolerate",
     "sub-fail": "tolerate", "malformed": "silent", "malformed-every": "silent", "notice": "silent",
-    "no-ping": "silent", "garble": "tolerate",
+    "no-ping": "silent", "garble": "tolerate", "lose-requests": "tolerate",
 }
 # Faults that may end the connections they hit: each such connection may reconnect once.
 KILLS = frozenset({"drop", "drop-every", "close", "close-4004", "close-4009", "rate-close", "ignore-pong", "stall",
@@ -185,6 +186,9 @@ def cases_for(venue: str, seconds: float) -> list[Case]:
         Case(venue, "close-1011", _every("close=1011", p, seconds)),
         # frames corrupted in ways a client can recognise: every valid book must still be the venue's
         Case(venue, "garble", [(0.3, "garble=3")]),
+        # the reconnect's subscribe requests lost on the way: reported (no-answer), sent again
+        Case(venue, "lose-requests", [(t, x) for t0, _ in _every("x", max(p, 2.5), seconds)
+                                      for t, x in ((t0, "lose-requests=2"), (t0 + 0.01, "drop"))]),
     ]
     if venue == "bybit":
         return common + [
