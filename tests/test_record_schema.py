@@ -250,3 +250,22 @@ def test_the_documentation_covers_every_table_and_column():
             continue  # documented by reference to tickwire.model
         for col in kind.column_names:
             assert f"`{col}`" in doc, f"{kind.name}.{col} is not documented"
+
+
+def test_a_field_of_the_wrong_type_is_recorded_as_text_not_the_end_of_the_recording(tmp_path):
+    """Events do not check their field types and a venue can send a number where its documents
+    say string (an order id, a price): that stopped the whole recording (ArrowTypeError in the
+    writer: RecorderError). It is stored as its text; everything else is recorded."""
+    evs = [
+        m.Order(**base(), order_id=123456, side="buy", price=1.5, raw={"ordId": 123456}),
+        m.Trade(**base(), price="2", size="3", side="sell", trade_id=99, seq="7"),
+        m.Trade(**base(), price="2.5", size="1", side="buy", trade_id="t-2", seq=8),
+        m.Position(**base(), side=True, size=["1"], avg_price=None),
+    ]
+    with Recorder(tmp_path, raw=False) as rec:
+        rec.add_many(evs)
+    o = read(tmp_path, "orders")[0]
+    assert (o["order_id"], o["price"]) == ("123456", "1.5")
+    assert [(t["trade_id"], t["seq"]) for t in read(tmp_path, "trades")] == [("99", 7), ("t-2", 8)]
+    p = read(tmp_path, "positions")[0]
+    assert (p["side"], p["size"]) == ("True", '["1"]')

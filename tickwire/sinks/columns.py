@@ -125,21 +125,48 @@ def generic_batch(kind: Kind, evs: list) -> pa.RecordBatch:
     dcols = _DICT_COLS.get(kind.name, ())
     arrays = []
     for c, vals in zip(kind.columns, values):
-        t = c.type
-        if t == I64:
-            arrays.append(int_col(vals, c.zero_is_null))
-        elif t == STR:
-            if c.name in dcols:
-                arrays.append(dict_col(vals))
-            else:
-                arrays.append(pa.array(vals, STRING))
-        elif t == BOOL:
-            arrays.append(pa.array(vals, pa.bool_()))
-        elif t == JSON:
-            arrays.append(pa.array(_json_text(vals), STRING))
-        else:  # pragma: no cover - no generic kind has list columns
-            raise TypeError(f"{kind.name}.{c.name}: {t}")
+        try:
+            arrays.append(_generic_col(c, vals, dcols))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            # a venue sent a number where its documents say string (events do not check their
+            # field types): stored as its text, never the end of the recording
+            arrays.append(_generic_col(c, [_as_int(v) for v in vals] if c.type == I64
+                                       else [None if v is None else bool(v) for v in vals] if c.type == BOOL
+                                       else [_as_text(v) for v in vals], dcols))
     return pa.RecordBatch.from_arrays(arrays, schema=batch_schema(kind))
+
+
+def _as_int(v: Any) -> int | None:
+    if v is None or type(v) is int:
+        return v
+    try:
+        return int(v)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _as_text(v: Any) -> str | None:
+    if v is None or type(v) is str:
+        return v
+    if isinstance(v, (dict, list, tuple)):
+        try:
+            return msgspec.json.encode(v).decode()
+        except Exception:
+            pass
+    return str(v)
+
+
+def _generic_col(c: Any, vals: list, dcols: tuple) -> Any:
+    t = c.type
+    if t == I64:
+        return int_col(vals, c.zero_is_null)
+    if t == STR:
+        return dict_col(vals) if c.name in dcols else pa.array(vals, STRING)
+    if t == BOOL:
+        return pa.array(vals, pa.bool_())
+    if t == JSON:
+        return pa.array(_json_text(vals), STRING)
+    raise AssertionError(f"{c.name}: {t} (no generic kind has list columns)")
 
 
 def tuples_batch(kind: Kind, rows: list) -> pa.RecordBatch:
