@@ -302,3 +302,24 @@ def test_greeks_line_switches_and_private_events_travel_on_the_bus_with_their_ow
     sw = m.LineSwitch(venue="okx", conn="c#1", recv_ns=9, from_host="ws.okx.com", to_host="wsaws.okx.com",
                       reason="rtt")
     assert codec.decode_status(codec.encode_status([sw])) == [sw]
+
+
+async def test_a_chunk_too_big_for_one_message_goes_in_pieces_with_every_event(sim_events):
+    """A chunk whose message would pass max_message_bytes is sent in halves (again, while
+    still too big): every event arrives once, in order, and no message of several events is
+    over the bound."""
+    limit = 2048
+    msgs = await _publish(sim_events, max_message_bytes=limit)
+    back = []
+    for m in msgs:
+        md, evs = codec.decode_md(m.data)
+        assert len(m.data) <= limit or len(evs) == 1
+        back.extend(evs)
+    big = await _publish(sim_events)
+    assert len(msgs) > len(big)
+    by_stream, got = {}, {}
+    for e in sim_events:
+        by_stream.setdefault(e.stream, []).append(_comparable(e))
+    for e in back:
+        got.setdefault(e.stream, []).append(_comparable(e))
+    assert got == by_stream

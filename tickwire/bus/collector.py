@@ -532,25 +532,19 @@ class Collector:
 
         def emit_chunk(spec: str) -> None:
             rows, recv = chunks.pop(spec)
+            publish_rows(spec, subjects.get(spec) or subjects.setdefault(spec, codec.md_subject(spec)), rows, recv)
+
+        def publish_rows(spec: str, subject: str, rows: list, recv: list) -> None:
+            """One message of these rows; a chunk too big for one (huge book deltas) goes as
+            halves, a function of the content too."""
             body, mid = encode_rows(spec, rows, recv, "", name, True)
-            subject = subjects.get(spec) or subjects.setdefault(spec, codec.md_subject(spec))
             if len(body) > max_bytes and len(rows) > 1:
-                split(spec, subject, rows, recv)
+                h = len(rows) // 2
+                publish_rows(spec, subject, rows[:h], recv[:h])
+                publish_rows(spec, subject, rows[h:], recv[h:])
                 return
             submit(OutMsg(subject, body, mid))
             stats.messages += 1
-
-        def split(spec: str, subject: str, rows: list, recv: list) -> None:
-            """A chunk too big for one message (huge book deltas): halves, a function of the
-            content too."""
-            h = len(rows) // 2
-            for r, t in ((rows[:h], recv[:h]), (rows[h:], recv[h:])):
-                body, mid = encode_rows(spec, r, t, "", name, True)
-                if len(body) > max_bytes and len(r) > 1:
-                    split(spec, subject, r, t)
-                    continue
-                submit(OutMsg(subject, body, mid))
-                stats.messages += 1
 
         def emit_frame(spec: str) -> None:
             g = frames.pop(spec)
