@@ -269,3 +269,16 @@ def test_a_field_of_the_wrong_type_is_recorded_as_text_not_the_end_of_the_record
     assert [(t["trade_id"], t["seq"]) for t in read(tmp_path, "trades")] == [("99", 7), ("t-2", 8)]
     p = read(tmp_path, "positions")[0]
     assert (p["side"], p["size"]) == ("True", '["1"]')
+
+
+def test_book_rows_of_several_instruments_in_one_batch_keep_each_its_own_symbol():
+    """A batch of an instrument-keyed ("" stream) buffer: market/symbol per message, marker rows
+    for messages that changed nothing (book_changes_batch and the loop-built rows share _explode)."""
+    from tickwire.sinks.columns import book_changes_batch
+
+    evs = [m.BookUpdate(venue="okx", market="SPOT", symbol=s, stream="", recv_ns=i, exch_ns=i,
+                        bids=[("1", "2")] if i % 2 else [], asks=[], seq=i, prev_seq=i - 1)
+           for i, s in enumerate(["A", "B", "A", "C"], 1)]
+    rows = book_changes_batch(evs).to_pylist()
+    assert [(r["symbol"], r["seq"], r["side"], r["price"]) for r in rows] == [
+        ("A", 1, "bid", "1"), ("B", 2, None, None), ("A", 3, "bid", "1"), ("C", 4, None, None)]

@@ -258,43 +258,11 @@ def book_changes_batch(evs: list, dedup: "Dedup | None" = None) -> pa.RecordBatc
     if lv is None:
         lv = _levels_slow(sides)
     price, size = lv
-    nl = nb + na
-    empty = nl == 0
-    any_empty = bool(empty.any())
-    cnt = np.where(empty, 1, nl) if any_empty else nl
-    total_levels = int(nl.sum())
-    total = total_levels + int(empty.sum())
-    msg = np.repeat(np.arange(n, dtype=np.int64), cnt)
-    start = np.cumsum(cnt) - cnt
-    pos = np.arange(total, dtype=np.int64) - start[msg]
-    side_idx = (pos >= nb[msg]).astype(np.int32)
-    if not any_empty:  # every message changed something: rows = levels, in order
-        side = pa.DictionaryArray.from_arrays(pa.array(side_idx), _SIDES)
-    else:
-        is_marker = empty[msg]
-        side = pa.DictionaryArray.from_arrays(pa.array(side_idx, mask=is_marker), _SIDES)
-        take = np.zeros(total, np.int64)
-        take[np.flatnonzero(~is_marker)] = np.arange(total_levels, dtype=np.int64)
-        mask = pa.array(is_marker)
-        tk = pa.array(take)
-        if total_levels:
-            price = pc.if_else(mask, pa.scalar(None, STRING), price.take(tk))
-            size = pc.if_else(mask, pa.scalar(None, STRING), size.take(tk))
-        else:
-            price = pa.nulls(total, STRING)
-            size = pa.nulls(total, STRING)
-    exch_r = exch[msg]
-    exch_a = pa.array(exch_r, INT64, mask=exch_r == 0) if (exch == 0).any() else pa.array(exch_r, INT64)
     if market.count(e0.market) == n and symbol.count(e0.symbol) == n and e0.stream == evs[-1].stream:
-        zeros = pa.array(np.zeros(total, np.int32))
-        cols3 = [pa.DictionaryArray.from_arrays(zeros, pa.array([v], STRING))
-                 for v in (e0.market, e0.symbol, e0.stream)]
-    else:
-        tmsg = pa.array(msg)
-        cols3 = [dict_col(vals).take(tmsg) for vals in (market, symbol, [e.stream for e in evs])]
-    arrays = [pa.array(recv[msg], INT64), exch_a, cols3[0], cols3[1], cols3[2], pa.array(seq[msg], INT64),
-              pa.array(prev[msg], INT64), pa.array(snap[msg], pa.bool_()), side, price, size]
-    return pa.RecordBatch.from_arrays(arrays, schema=batch_schema(KINDS["book_changes"]))
+        labels = [pa.array([v], STRING) for v in (e0.market, e0.symbol, e0.stream)]
+    else:  # (per message: dictionary columns taken row by row)
+        labels = [dict_col(vals) for vals in (market, symbol, [e.stream for e in evs])]
+    return _explode(n, recv, exch, seq, prev, snap, nb, na, price, size, *labels)
 
 
 class BookRows:
@@ -377,7 +345,9 @@ def book_rows_batch(br: BookRows, dedup: "Dedup | None" = None) -> pa.RecordBatc
 def _explode(n: int, recv: np.ndarray, exch: np.ndarray, seq: np.ndarray, prev: np.ndarray, snap: np.ndarray,
              nb: np.ndarray, na: np.ndarray, price: Any, size: Any, market: Any, symbol: Any,
              stream: Any) -> pa.RecordBatch:
-    """Per-message columns and the levels of all messages -> the book_changes rows."""
+    """Per-message columns and the levels of all messages -> the book_changes rows.
+    ``market``, ``symbol``, ``stream``: one value each (a 1-value string array: one instrument),
+    or one per message (dictionary arrays of length ``n``)."""
     nl = nb + na
     empty = nl == 0
     any_empty = bool(empty.any())
@@ -405,8 +375,12 @@ def _explode(n: int, recv: np.ndarray, exch: np.ndarray, seq: np.ndarray, prev: 
             size = pa.nulls(total, STRING)
     exch_r = exch[msg]
     exch_a = pa.array(exch_r, INT64, mask=exch_r == 0) if (exch == 0).any() else pa.array(exch_r, INT64)
-    zeros = pa.array(np.zeros(total, np.int32))
-    cols3 = [pa.DictionaryArray.from_arrays(zeros, d) for d in (market, symbol, stream)]
+    if isinstance(market, pa.DictionaryArray):
+        tmsg = pa.array(msg)
+        cols3 = [d.take(tmsg) for d in (market, symbol, stream)]
+    else:
+        zeros = pa.array(np.zeros(total, np.int32))
+        cols3 = [pa.DictionaryArray.from_arrays(zeros, d) for d in (market, symbol, stream)]
     arrays = [pa.array(recv[msg], INT64), exch_a, cols3[0], cols3[1], cols3[2], pa.array(seq[msg], INT64),
               pa.array(prev[msg], INT64), pa.array(snap[msg], pa.bool_()), side, price, size]
     return pa.RecordBatch.from_arrays(arrays, schema=batch_schema(KINDS["book_changes"]))
