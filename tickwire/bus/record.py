@@ -50,19 +50,6 @@ class Checkpoint(msgspec.Struct):
     commits: int = 0
 
 
-def _fsync_dir(p: Path) -> None:
-    try:
-        fd = os.open(p, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 class _Seen:
     """A bounded memory of keys already recorded (per stream)."""
 
@@ -128,6 +115,8 @@ class BusRecorder:
             return Checkpoint()
 
     def _write_cp(self) -> None:
+        from tickwire.sinks.dataset import fsync_dir
+
         self.cp_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.cp_path.with_suffix(".tmp")
         with open(tmp, "wb") as f:
@@ -135,7 +124,7 @@ class BusRecorder:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.cp_path)
-        _fsync_dir(self.cp_path.parent)
+        fsync_dir(self.cp_path.parent)
 
     def _restore(self) -> Checkpoint:
         """Undo what the last run wrote after its last commit; publish the rest."""
