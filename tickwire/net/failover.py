@@ -20,7 +20,7 @@ connection's book with one snapshot event, so the user is never left with a brok
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import msgspec
 
@@ -385,19 +385,11 @@ class Redundant:
         line is alive to deliver them."""
         ids = st.ids
         if not ids or not any(j != i and self.lines[j].alive() for j in st.joined):
-            held = st.held.pop(i, [])
-            st.held_since.pop(i, None)
-            st.joined[i] = None
-            for e in held + [ev]:
-                k = _identity(e)
-                if k in ids:
-                    self.duplicates += 1
-                else:
-                    self._add_id(st, k)
-                    out.append(e)
+            self._flush_ident(st, i, out)
+            self._deliver_new(st, (ev,), out)
             return
         if i in st.joined:  # joined, but another line's held trades wait: first arrival still wins
-            if key in ids:
+            if key in ids:  # (the hot case: the key is known, not computed again)
                 self.duplicates += 1
             else:
                 self._add_id(st, key)
@@ -409,13 +401,7 @@ class Redundant:
         for n in range(len(held) - 1, -1, -1):
             if _identity(held[n]) in ids:    # overlap: this line is in step with the user's stream
                 st.joined[i] = None
-                for e in held[n + 1:]:
-                    k = _identity(e)
-                    if k in ids:
-                        self.duplicates += 1
-                    else:
-                        self._add_id(st, k)
-                        out.append(e)
+                self._deliver_new(st, held[n + 1:], out)
                 self.duplicates += n + 1
                 del st.held[i]
                 st.held_since.pop(i, None)
@@ -428,9 +414,14 @@ class Redundant:
         held = st.held.pop(i, [])
         st.held_since.pop(i, None)
         st.joined[i] = None
-        for e in held:
+        self._deliver_new(st, held, out)
+
+    def _deliver_new(self, st: _RStream, events: Iterable[Event], out: list[Event]) -> None:
+        """The first arrival of each event wins; a copy already delivered is counted and dropped."""
+        ids = st.ids
+        for e in events:
             k = _identity(e)
-            if k in st.ids:
+            if k in ids:
                 self.duplicates += 1
             else:
                 self._add_id(st, k)
