@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from tickwire.bus.server import BusServerError, find_server_binary
+from tickwire.bus.testing import nats_single  # noqa: F401
 
 pytest.importorskip("nats")
 try:
@@ -65,3 +66,64 @@ def test_bus_up_two_collectors_tail_record_query(tmp_path):
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+
+
+async def test_bus_tail_prints_each_event_at_once_and_ends_quietly_when_its_reader_goes(nats_single, tmp_path):
+    """A quiet subject's events reach the terminal as they come (not 64 at a time), and
+    ``tickwire bus tail … | head -1`` ends with exit code 0 and no error once head has gone."""
+    import asyncio
+    import os
+    import select
+
+    from tickwire.bus.collector import Collector
+    from tickwire.bus.consumer import subscribe
+    from tickwire.sim import Simulator
+
+    async def readline(p, timeout):
+        loop = asyncio.get_running_loop()
+        r, _, _ = await loop.run_in_executor(None, select.select, [p.stdout], [], [], timeout)
+        return p.stdout.readline() if r else ""
+
+    async with Simulator(venues=["okx"], seed=5, options={"okx": {"trade_interval_ms": 500}}) as sim:
+        c = Collector(nats_single.url, ["okx:trades:BTC-USDT"], name="q", feed_options={"endpoints": sim.endpoints})
+        await c.start()
+        try:
+            # a few trades only (far fewer than 64), then the subject stays quiet
+            await c.run(duration=1.0)
+            stored = []
+
+            async def count():
+                async for ev in subscribe(nats_single.url, "md.okx.>", start="first"):
+                    stored.append(ev)
+            try:
+                await asyncio.wait_for(count(), 2)
+            except asyncio.TimeoutError:
+                pass
+            assert stored  # a few trades (a few KB: less than a pipe's buffer)
+            # as in a user's shell: stdout block-buffered (this sandbox sets PYTHONUNBUFFERED)
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+            quiet = subprocess.Popen([*TW, "bus", "tail", "--bus", nats_single.url, "--start", "first", "md.okx.>"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            try:
+                line = await readline(quiet, 20)
+                assert line and json.loads(line)["type"] == "Trade"
+            finally:
+                quiet.kill()
+                quiet.wait()
+            piped = subprocess.Popen([*TW, "bus", "tail", "--bus", nats_single.url, "md.okx.>"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            run = asyncio.ensure_future(c.run(duration=30))
+            try:
+                assert await readline(piped, 20)
+                piped.stdout.close()  # `| head -1` has what it wanted and is gone
+                loop = asyncio.get_running_loop()
+                rc = await loop.run_in_executor(None, piped.wait, 25)
+            finally:
+                run.cancel()
+                if piped.poll() is None:
+                    piped.kill()
+            err = piped.stderr.read()
+            assert rc == 0, err
+            assert "error" not in err.lower() and "Traceback" not in err, err
+        finally:
+            await c.close()

@@ -168,3 +168,31 @@ def test_recover_command(tmp_path):
     assert res.exit_code == 0 and "recovered 1 parquet parts (1 rows)" in res.stdout
     assert pq.read_table(tmp_path / "trades").num_rows == 1
     assert Path(tmp_path / "_wal").exists() is False or not any((tmp_path / "_wal").rglob("*.wal"))
+
+
+@pytest.mark.parametrize("argv", [["query", "SELECT * FROM trades", "-f", "json"],
+                                  ["query", "SELECT * FROM trades", "-f", "csv"],
+                                  ["query", "SELECT * FROM trades", "--max-rows", "100000"],
+                                  ["tail", "--sim", "okx:trades:BTC-USDT", "--duration", "30"]])
+def test_piped_into_head_ends_quietly_with_0(tmp_path, argv):
+    """``tickwire … | head -1``: once head has gone, the command ends at once with exit code 0 and
+    says nothing (as in a user's shell: stdout block-buffered, more output than a pipe holds)."""
+    import os
+    import shlex
+
+    if argv[0] == "query":
+        with Recorder(tmp_path, raw=False) as rec:
+            for i in range(20_000):
+                rec.add(m.Trade(venue="bybit", market="linear", symbol="BTCUSDT", stream="s", recv_ns=NS + i,
+                                price=f"1.{i}0", size="2", side="buy", seq=i, trade_id=str(i)))
+        argv = [*argv, "--data", str(tmp_path)]
+    else:
+        need_sim()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "tickwire.cli", *argv])
+    p = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd} 2>{tmp_path / 'err'} | head -1"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    err = (tmp_path / "err").read_text()
+    assert p.returncode == 0, err
+    assert len(p.stdout.splitlines()) == 1
+    assert "rror" not in err and "Traceback" not in err, err

@@ -32,6 +32,19 @@ def print_error(message: object) -> None:
     typer.echo(f"error: {message}", err=True)
 
 
+def reader_gone() -> int:
+    """stdout's reader went away (``| head``): like any Unix tool, end quietly with 0. stdout
+    is pointed at /dev/null so that the exit's own flush of what is buffered cannot fail."""
+    import os
+    import sys
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def fail(message: object, code: int) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
     print_error(message)

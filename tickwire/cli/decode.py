@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from tickwire.cli.common import EXIT_DISK, EXIT_SPEC, ProgressLine, fail, human_rate
+from tickwire.cli.common import EXIT_DISK, EXIT_SPEC, ProgressLine, fail, human_rate, reader_gone
 
 
 def decode(
@@ -63,4 +63,4 @@ def decode(
     except archive.ArchiveError as e:
         fail(e, EXIT_SPEC)
     except BrokenPipeError:
-        pass
+        reader_gone()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from tickwire.cli.common import EXIT_SPEC, fail
+from tickwire.cli.common import EXIT_SPEC, fail, reader_gone
 
 
 def query(
@@ -17,6 +17,8 @@ def query(
     max_rows: int = typer.Option(100, "--max-rows", help="table format: rows shown"),
 ) -> None:
     """Run SQL over a recorded dataset with DuckDB (one view per table)."""
+    if fmt not in ("table", "csv", "json"):
+        fail(f"unknown format {fmt!r}; use table, csv or json", EXIT_SPEC)
     import duckdb
 
     from tickwire.sinks.query import run
@@ -32,18 +34,20 @@ def query(
         n = pending_wal(data) if Path(data).is_dir() else 0
     out = sys.stdout
     if df is not None:
-        if fmt == "csv":
-            df.to_csv(out, index=False)
-        elif fmt == "json":
-            text = df.to_json(orient="records", lines=True, date_format="iso", date_unit="ns")
-            out.write(text if text.endswith("\n") or not text else text + "\n")
-        elif fmt == "table":
-            import pandas as pd
+        try:
+            if fmt == "csv":
+                df.to_csv(out, index=False)
+            elif fmt == "json":
+                text = df.to_json(orient="records", lines=True, date_format="iso", date_unit="ns")
+                out.write(text if text.endswith("\n") or not text else text + "\n")
+            else:
+                import pandas as pd
 
-            with pd.option_context("display.max_columns", None, "display.width", 200):
-                out.write(df.to_string(max_rows=max_rows, index=False) + "\n")
-        else:
-            fail(f"unknown format {fmt!r}; use table, csv or json", EXIT_SPEC)
+                with pd.option_context("display.max_columns", None, "display.width", 200):
+                    out.write(df.to_string(max_rows=max_rows, index=False) + "\n")
+            out.flush()
+        except BrokenPipeError:  # `| head`
+            raise typer.Exit(reader_gone())
     if n:
         typer.echo(f"note: {n} files not yet published under {Path(data) / '_wal'} (a recorder is running, "
                    f"or one was killed: `tickwire recover {data}`)", err=True)

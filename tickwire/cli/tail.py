@@ -12,7 +12,7 @@ import typer
 
 from tickwire.cli.common import (EXIT_FEED, EXIT_INTERRUPTED, EXIT_SPEC, check_run_limits, load_credentials,
                                  network_help, parse_endpoints, parse_line_policy, parse_network, parse_timers,
-                                 parse_venue_options, print_error, run_async)
+                                 parse_venue_options, print_error, reader_gone, run_async)
 
 
 def tail(
@@ -112,5 +112,5 @@ def tail(
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
-        code = 0
+        code = reader_gone()
     raise typer.Exit(code)
