@@ -115,3 +115,27 @@ def test_tickwire_bus_up_prints_urls_and_stops_on_signal(tmp_path):
         assert (tmp_path / d).is_dir()
     out = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     assert out.stdout.strip() == "", out.stdout
+
+
+def test_bus_up_started_in_the_background_of_a_script_still_stops_on_ctrl_c(tmp_path):
+    """``tickwire bus up &`` in a script starts with SIGINT ignored (the shell does that to
+    background jobs); a SIGINT must stop it and its nodes all the same."""
+    from tickwire.bus.server import BusServerError, find_server_binary
+
+    try:
+        find_server_binary()
+    except BusServerError as e:
+        pytest.skip(str(e))
+    p = subprocess.Popen([sys.executable, "-m", "tickwire.cli", "bus", "up", "--port", "0", "--dir", str(tmp_path)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert p.stdout.readline().startswith("nats://127.0.0.1:")
+        p.send_signal(signal.SIGINT)
+        assert p.wait(15) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    out = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    assert out.stdout.strip() == "", out.stdout

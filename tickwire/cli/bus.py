@@ -41,7 +41,8 @@ def up(
         raise typer.Exit(EXIT_SPEC)
     stopping: list[int] = []
     try:  # from here on a Ctrl-C (even one right after the URL is printed) stops the nodes, exit 0
-        signal.signal(signal.SIGTERM, lambda *a: stopping.append(1))
+        for sig in (signal.SIGINT, signal.SIGTERM):  # (SIGINT too: a script's `bus up &` starts with it ignored)
+            signal.signal(sig, lambda *a: stopping.append(1))
         typer.echo(bus.url)
         typer.echo(f"{bus.describe()}; pids {', '.join(str(n.pid) for n in bus.nodes)}; Ctrl-C stops", err=True)
         sys.stdout.flush()
