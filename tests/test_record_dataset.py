@@ -377,6 +377,22 @@ def test_the_demo_writes_a_fresh_folder_and_twice_into_one_gives_no_duplicate_tr
     assert v.returncode == 0 and json.loads(v.stdout)["streams"]
 
 
+
+def test_verify_into_a_file_or_pipe_prints_every_column_whole(tmp_path):
+    """``tickwire verify --data D > report.txt``: no column cut to fit 80 characters, even with
+    OKX DEX's long stream names."""
+    long = "okxdex:trades:1/0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
+    with Recorder(tmp_path, raw=False) as rec:
+        for i in range(10):
+            rec.add(m.Trade(venue="okxdex", market="", symbol=long.split(":", 2)[2], stream=long, recv_ns=NS + i,
+                          price="1", size="2", side="buy", trade_id=str(i)))
+            rec.add(trade(i, NS + i))
+    t = tw("verify", "--data", str(tmp_path))
+    assert t.returncode == 0, t.stderr
+    assert f" {long} " in t.stdout and "…" not in t.stdout, t.stdout
+    assert all(h in t.stdout for h in ("venue", "rows", "dropped", "breaks", "all ok"))
+
+
 def test_publish_roll_keeps_the_write_ahead_scheme(tmp_path):
     """publish="roll" (checkpointing consumers such as the bus recorder): nothing is published
     before the roll; the write-ahead files hold every flushed batch and recovery converts them."""

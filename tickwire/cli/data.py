@@ -104,4 +104,7 @@ def verify(
         return
     from rich.console import Console
 
-    render(rep, Console(emoji=False, highlight=False, width=max(160, Console().width)))
+    con = Console(emoji=False, highlight=False)
+    if not con.is_terminal:  # a file or a pipe: every column whole (rich would cut them to 80)
+        con = Console(emoji=False, highlight=False, width=1000)
+    render(rep, con)
