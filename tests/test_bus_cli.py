@@ -127,3 +127,41 @@ async def test_bus_tail_prints_each_event_at_once_and_ends_quietly_when_its_read
             assert "error" not in err.lower() and "Traceback" not in err, err
         finally:
             await c.close()
+
+
+def test_bus_record_and_tail_say_when_the_bus_is_not_reachable_and_stop_on_signals(tmp_path):
+    """Pointed at a bus that is not there, the consumers say so (with the reason) and wait for
+    it; SIGTERM (or Ctrl-C) stops them cleanly meanwhile."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"nats://127.0.0.1:{s.getsockname()[1]}"
+    procs = {
+        "record": subprocess.Popen([*TW, "bus", "record", "--bus", url, "--durable", "d", "--out", str(tmp_path / "d")],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+        "tail": subprocess.Popen([*TW, "bus", "tail", "--bus", url, "md.>"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+    }
+    try:
+        import select
+        import time
+
+        for name, p in procs.items():
+            line, deadline = "", time.monotonic() + 30
+            while "not reachable" not in line:
+                ready, _, _ = select.select([p.stderr], [], [], max(0.0, deadline - time.monotonic()))
+                assert ready, f"{name} said nothing of the unreachable bus within 30 s"
+                line = p.stderr.readline()
+                assert line, f"{name} ended without saying the bus is not reachable"
+            assert url in line and "refused" in line.lower(), line
+        procs["record"].send_signal(signal.SIGTERM)
+        procs["tail"].send_signal(signal.SIGINT)
+        assert procs["record"].wait(15) == 0
+        assert "recorded 0 rows" in procs["record"].stderr.read()
+        assert procs["tail"].wait(15) in (0, 130)
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()

@@ -84,6 +84,7 @@ class NatsBus(Bus):
         self._up = False
         self._ack_sub: Any = None
         self._subs: list[Any] = []
+        self._last_error: Exception | None = None  # the client's last connection error (for messages)
 
     # -- connection --------------------------------------------------------------------
     @property
@@ -107,23 +108,39 @@ class NatsBus(Bus):
         except ImportError as e:  # pragma: no cover
             raise BusError("the NATS client is not installed: pip install 'tickwire[nats]'") from e
         if wait:
-            await self._connect_once()
+            await self._connect_watched()
             return
         self._connector = asyncio.get_running_loop().create_task(self._connect_loop(), name="tickwire:bus-connect")
+
+    def _unreachable(self, why: object) -> None:
+        log.warning("bus %s not reachable (%s); waiting for it", ",".join(self.urls), why)
+        cb = self.on_state
+        if cb is not None:
+            cb(False, f"not reachable: {why}")
+
+    async def _connect_watched(self) -> None:
+        """Connect; the NATS client retries an unreachable server forever without a word, so
+        say so (once) when the first attempts have not succeeded, and keep waiting."""
+        task = asyncio.ensure_future(self._connect_once())
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.connect_timeout + 1.0)
+            if not done:
+                self._unreachable(self._last_error or "no answer")
+            await task
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
 
     async def _connect_loop(self) -> None:
         first = True
         while not self._closed:
             try:
-                await self._connect_once()
+                await self._connect_watched()
                 return
             except Exception as e:
                 if first:
-                    log.warning("bus %s not reachable (%s); retrying", ",".join(self.urls), e)
+                    self._unreachable(e)
                     first = False
-                    cb = self.on_state
-                    if cb is not None:
-                        cb(False, f"not reachable: {e}")
                 await asyncio.sleep(self.reconnect_wait * 2)
 
     async def _connect_once(self) -> None:
@@ -137,6 +154,7 @@ class NatsBus(Bus):
             self._state(True, "reconnected")
 
         async def error(e: Exception) -> None:
+            self._last_error = e
             log.debug("bus error: %r", e)
 
         nc = await nats.connect(self.urls, name=self.name, connect_timeout=self.connect_timeout,

@@ -181,10 +181,12 @@ class BusRecorder:
         own = not isinstance(self.url, Bus)
         bus = connect_bus(self.url, name=f"tickwire-record-{self.durable}") if own else self.url  # type: ignore[arg-type]
         self.bus = bus
-        if own:
-            await bus.connect()
         loop = asyncio.get_running_loop()
         end = loop.time() + duration if duration else None
+        if own and not await self._connect(bus, end, stop):
+            await self._close_recorder()  # stopped (or out of time) before the bus was reachable
+            await bus.close()
+            return
         q: asyncio.Queue = asyncio.Queue(maxsize=8)
         tasks: list[asyncio.Task] = []
 
@@ -233,6 +235,23 @@ class BusRecorder:
                     await asyncio.wait_for(bus.close(), 5.0)
                 except asyncio.TimeoutError:
                     log.warning("the bus connection did not close within 5 s")
+
+    @staticmethod
+    async def _connect(bus: Bus, end: float | None, stop: asyncio.Event | None) -> bool:
+        """Connect, unless ``stop`` or the end comes first (an unreachable bus is waited for)."""
+        conn = asyncio.ensure_future(bus.connect())
+        waits: set[asyncio.Future] = {conn}
+        if stop is not None:
+            waits.add(asyncio.ensure_future(stop.wait()))
+        timeout = None if end is None else max(0.0, end - asyncio.get_running_loop().time())
+        done, pending = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if conn not in done:
+            return False
+        conn.result()
+        return True
 
     @staticmethod
     async def _wait_stream(bus: Bus, stream: str) -> None:
