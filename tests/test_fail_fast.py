@@ -102,7 +102,21 @@ async def test_every_subscription_refused_ends_the_feed_and_names_them():
                         events.append(ev)
     msg = str(e.value)
     assert "nothing left to stream" in msg and "okx:books:BTCUSDT" in msg and "okx:trades:NOPE-USDT" in msg
+    # with the venue's own code and message for each, and no tickwire-internal code
+    assert msg.count("60018") == 2 and "doesn't exist" in msg and "venue code refused" not in msg
     assert sum(1 for x in events if isinstance(x, VenueError) and x.fatal and x.stream) == 2
+
+
+async def test_many_refused_streams_make_one_short_line():
+    async with Simulator(venues=["okx"], seed=33) as sim:
+        specs = [f"okx:trades:NOPE{i}-USDT" for i in range(40)]
+        with pytest.raises(FeedError) as e:
+            async with tickwire.stream(*specs, endpoints=sim.endpoints) as feed:
+                async with asyncio.timeout(15):
+                    async for _ in feed:
+                        pass
+    msg = str(e.value)
+    assert "and 37 more" in msg and len(msg) < 500, msg
 
 
 async def test_a_partly_refused_run_goes_on_and_says_what_was_refused():

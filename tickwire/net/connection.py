@@ -760,10 +760,13 @@ class ManagedConnection:
             s = lst.session
             if s.refused and not s.streams:
                 # The venue refused every stream of this connection for good: nothing to wait for.
-                refused = sorted(self.subs[t].spec if t in self.subs else t for t in s.refused)
+                why = s.refused_why
+                refused = sorted(f"{self.subs[t].spec if t in self.subs else t}" + (f" ({why[t]})" if why.get(t) else "")
+                                 for t in s.refused)
+                named = ", ".join(refused[:3]) + (f" and {len(refused) - 3} more" if len(refused) > 3 else "")
                 lst.kill("every stream refused", fatal=VenueError(
                     venue=self.venue.name, recv_ns=now_ns, conn=self.name, code="refused", fatal=True,
-                    msg=f"nothing left to stream on {self.name}: {self.venue.name} refused {', '.join(refused)}"))
+                    msg=f"nothing left to stream on {self.name}: {self.venue.name} refused {named}"))
 
     def drain(self, lst: _Listener) -> None:
         """Carry out what the socket's session asked for (the contract's one way out)."""

@@ -46,6 +46,12 @@ class FeedError(RuntimeError):
     """The feed cannot go on (e.g. every connection was refused login for good)."""
 
 
+def _fatal_text(err: Any) -> str:
+    """A connection's fatal VenueError as the feed's one-line reason (the venue's code when it
+    has one: "refused" is tickwire's own word for every stream refused, already explained)."""
+    return err.msg if err.code in (None, "", "refused") else f"{err.msg} (venue code {err.code})"
+
+
 @dataclass
 class FeedOptions:
     endpoints: dict[str, Any] = field(default_factory=dict)  # venue -> base URL override, or a list: several lines
@@ -367,11 +373,10 @@ class Feed:
             self._queue.closed = True
             self._wake()
         elif conn.ends_feed and conn.fatal is not None:
-            self._queue.error = FeedError(f"{conn.fatal.msg} (venue code {conn.fatal.code})")
+            self._queue.error = FeedError(_fatal_text(conn.fatal))
             self._wake()
         elif all(c.fatal is not None or c.ended for c in self.connections):
-            why = list(dict.fromkeys(f"{c.fatal.msg} (venue code {c.fatal.code})" for c in self.connections
-                                     if c.fatal is not None))
+            why = list(dict.fromkeys(_fatal_text(c.fatal) for c in self.connections if c.fatal is not None))
             self._queue.error = FeedError(why[0] if len(why) == 1 else "every connection stopped: " + "; ".join(why))
             self._wake()
 

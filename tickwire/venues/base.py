@@ -326,6 +326,7 @@ class Session:
         self.closing = False                           # Close or Fatal was asked for
         self.failed: VenueError | None = None          # the Fatal error, once asked for
         self.refused: set[str] = set()                 # topics the venue refused for good
+        self.refused_why: dict[str, str] = {}          # ... and the venue's code and message for each
 
     # -- output (the contract's one way out) -----------------------------------------------
     @property

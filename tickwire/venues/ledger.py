@@ -238,6 +238,7 @@ class Ledger:
         s = self.session
         st = s.streams.pop(topic, None)
         s.refused.add(topic)
+        s.refused_why[topic] = " ".join(str(x) for x in (code, msg) if x not in (None, ""))
         self.live.discard(topic)
         return s.error(code, msg, request=request, recv_ns=recv_ns, fatal=True, sub=st.sub if st is not None else sub)
 
