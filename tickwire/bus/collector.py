@@ -458,7 +458,9 @@ class Collector:
         while True:
             while not self.bus.connected:
                 if self.publisher.state == "starting" and time.monotonic() - t0 > 1.0:
-                    self.publisher._on_state(False, f"bus {self.url} not reachable; buffering")
+                    why = getattr(self.bus, "last_error", None)
+                    self.publisher._on_state(False, f"bus {self.url} not reachable{f' ({why})' if why else ''}; "
+                                                    "buffering")
                 await asyncio.sleep(0.05)
             try:
                 replicas = await auto_replicas(self.bus)

@@ -112,11 +112,17 @@ class NatsBus(Bus):
             return
         self._connector = asyncio.get_running_loop().create_task(self._connect_loop(), name="tickwire:bus-connect")
 
+    @property
+    def last_error(self) -> Exception | None:
+        """The client's last connection error (to say why the bus is not reachable)."""
+        return self._last_error
+
     def _unreachable(self, why: object) -> None:
-        log.warning("bus %s not reachable (%s); waiting for it", ",".join(self.urls), why)
         cb = self.on_state
-        if cb is not None:
-            cb(False, f"not reachable: {why}")
+        if cb is not None:  # the owner says it (once, in its own words)
+            cb(False, f"bus {','.join(self.urls)} not reachable ({why})")
+        else:
+            log.warning("bus %s not reachable (%s); waiting for it", ",".join(self.urls), why)
 
     async def _connect_watched(self) -> None:
         """Connect; the NATS client retries an unreachable server forever without a word, so
