@@ -480,6 +480,9 @@ class Collector:
             await cm.__aexit__(None, None, None)
         if self.publisher is not None:
             self.publisher.kick()
+            if self.publisher.pending() and not (self.bus is not None and self.bus.connected):
+                log.warning("stopping: waiting up to %g s for the bus to take %d unconfirmed messages",
+                            drain_timeout, self.publisher.pending())
             await self.publisher.drain(drain_timeout)
         if self._ensure_task is not None:
             self._ensure_task.cancel()
