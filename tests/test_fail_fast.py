@@ -102,8 +102,8 @@ async def test_every_subscription_refused_ends_the_feed_and_names_them():
                         events.append(ev)
     msg = str(e.value)
     assert "nothing left to stream" in msg and "okx:books:BTCUSDT" in msg and "okx:trades:NOPE-USDT" in msg
-    # with the venue's own code and message for each, and no tickwire-internal code
-    assert msg.count("60018") == 2 and "doesn't exist" in msg and "venue code refused" not in msg
+    # with the venue's own code and message (the first stream's), and no tickwire-internal code
+    assert "60018" in msg and "doesn't exist" in msg and "venue code refused" not in msg
     assert sum(1 for x in events if isinstance(x, VenueError) and x.fatal and x.stream) == 2
 
 

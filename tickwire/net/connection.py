@@ -760,9 +760,11 @@ class ManagedConnection:
             s = lst.session
             if s.refused and not s.streams:
                 # The venue refused every stream of this connection for good: nothing to wait for.
-                why = s.refused_why
-                refused = sorted(f"{self.subs[t].spec if t in self.subs else t}" + (f" ({why[t]})" if why.get(t) else "")
-                                 for t in s.refused)
+                # the first with the venue's answer (each stream's own is in its VenueError event)
+                topics = sorted(s.refused, key=lambda t: self.subs[t].spec if t in self.subs else t)
+                refused = [self.subs[t].spec if t in self.subs else t for t in topics]
+                why = s.refused_why.get(topics[0])
+                refused[0] += f" ({why})" if why else ""
                 named = ", ".join(refused[:3]) + (f" and {len(refused) - 3} more" if len(refused) > 3 else "")
                 lst.kill("every stream refused", fatal=VenueError(
                     venue=self.venue.name, recv_ns=now_ns, conn=self.name, code="refused", fatal=True,

@@ -377,7 +377,9 @@ class Feed:
             self._wake()
         elif all(c.fatal is not None or c.ended for c in self.connections):
             why = list(dict.fromkeys(_fatal_text(c.fatal) for c in self.connections if c.fatal is not None))
-            self._queue.error = FeedError(why[0] if len(why) == 1 else "every connection stopped: " + "; ".join(why))
+            more = f"; and {len(why) - 3} more" if len(why) > 3 else ""
+            text = why[0] if len(why) == 1 else "every connection stopped: " + "; ".join(why[:3]) + more
+            self._queue.error = FeedError(text)
             self._wake()
 
     def _wake(self) -> None:
