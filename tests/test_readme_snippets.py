@@ -30,3 +30,20 @@ def test_the_iterate_snippet_prints_mid_and_spread(readme):
     for line in lines:
         mid, spread = line.split()
         assert float(mid) > 0 and float(spread) >= 0
+
+
+def test_the_dotted_names_the_readme_uses_resolve_after_a_plain_import():
+    """``tickwire.bus.subscribe(...)``, ``tickwire.sinks.Recorder``, ``tickwire.query(...)`` with
+    nothing but ``import tickwire``, in a fresh interpreter (as a user's script starts)."""
+    import subprocess
+    import sys
+
+    names = set()
+    for readme in ("README.md", "README.zh-CN.md"):
+        names |= set(re.findall(r"(?<![\w/.-])tickwire(?:\.[A-Za-z_]\w*)+", (ROOT / readme).read_text()))
+    names = sorted(names)
+    assert {"tickwire.bus.subscribe", "tickwire.sinks.Recorder", "tickwire.query"} <= set(names)
+    code = "import tickwire, functools\n" + "".join(
+        f"functools.reduce(getattr, {n.split('.')[1:]!r}, tickwire)\n" for n in names)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, (names, p.stderr[-1500:])

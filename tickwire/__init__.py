@@ -51,6 +51,19 @@ def query(sql: str, data: str = "./data", engine: str = "pandas"):  # type: igno
 
     return run(sql, data, fetch)
 
+_SUBPACKAGES = ("bus", "sinks", "sim", "derive", "instruments", "metrics")
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    """``tickwire.bus.subscribe``, ``tickwire.sinks.Recorder``... after a plain ``import tickwire``
+    (imported on first use: they bring heavier dependencies)."""
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"tickwire.{name}")
+    raise AttributeError(f"module 'tickwire' has no attribute {name!r}")
+
+
 __all__ = [
     "Balance", "Book", "BookUpdate", "Candle", "ConnCount", "Connected", "DexCandle", "DexPrice",
     "DexSignal", "DexTrade", "Disconnected", "Event", "Feed", "FeedError", "FeedOptions", "Fill",
