@@ -12,6 +12,7 @@ from tickwire.model import (
     OpenInterest, Order, Overflow, Position, Resynced, Ticker, Trade, VenueError, to_dict, to_json,
 )
 from tickwire.net import Feed, FeedError, FeedOptions
+from tickwire.options import OptionError
 from tickwire.derive.live import stream  # the feed, plus computed streams (SPEC@VIEW) when asked for
 from tickwire.model import BookSnapshot, Quote, TradeBar  # computed streams (tickwire.derive)
 from tickwire.sync import iterate, run
@@ -67,7 +68,8 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
 __all__ = [
     "Balance", "Book", "BookUpdate", "Candle", "ConnCount", "Connected", "DexCandle", "DexPrice",
     "DexSignal", "DexTrade", "Disconnected", "Event", "Feed", "FeedError", "FeedOptions", "Fill",
-    "Funding", "Gap", "IndexPrice", "LineSwitch", "Liquidation", "MarkPrice", "Notice", "OpenInterest", "Order",
+    "Funding", "Gap", "IndexPrice", "LineSwitch", "Liquidation", "MarkPrice", "Notice", "OpenInterest",
+    "OptionError", "Order",
     "Overflow", "Position", "Resynced", "SpecError", "Subscription", "Ticker", "Trade", "VenueError",
     "iterate", "parse", "query", "run", "stream", "to_dict", "to_json", "BookSnapshot", "Quote", "TradeBar",
 ]
