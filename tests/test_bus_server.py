@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -82,16 +83,32 @@ async def test_cluster_of_three_replicates_and_survives_a_killed_node(nats_clust
         await bus.close()
 
 
-def test_tickwire_bus_up_prints_urls_and_stops_on_signal(tmp_path):
+@contextlib.contextmanager
+def bus_up(tmp_path, *args, **popen):
+    """``tickwire bus up ARGS --dir tmp_path``: yields the process; a SIGINT at the end must stop it
+    (exit 0) and every node process it started (found by their store directory)."""
     from tickwire.bus.server import BusServerError, find_server_binary
 
     try:
         find_server_binary()
     except BusServerError as e:
         pytest.skip(str(e))
-    p = subprocess.Popen([sys.executable, "-m", "tickwire.cli", "bus", "up", "--cluster", "3", "--port", "0",
-                          "--dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, "-m", "tickwire.cli", "bus", "up", *args, "--dir", str(tmp_path)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
     try:
+        yield p
+        p.send_signal(signal.SIGINT)
+        assert p.wait(15) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    out = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    assert out.stdout.strip() == "", out.stdout
+
+
+def test_tickwire_bus_up_prints_urls_and_stops_on_signal(tmp_path):
+    with bus_up(tmp_path, "--cluster", "3", "--port", "0") as p:
         line = p.stdout.readline().strip()
         urls = line.split(",")
         assert len(urls) == 3 and all(u.startswith("nats://127.0.0.1:") for u in urls), line
@@ -104,38 +121,13 @@ def test_tickwire_bus_up_prints_urls_and_stops_on_signal(tmp_path):
             return info
 
         assert asyncio.run(check()).get("cluster") == "tickwire"
-        p.send_signal(signal.SIGINT)
-        assert p.wait(15) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
     # every node process is gone (stopped by pid)
     for d in ("n1", "n2", "n3"):
         assert (tmp_path / d).is_dir()
-    out = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
-    assert out.stdout.strip() == "", out.stdout
 
 
 def test_bus_up_started_in_the_background_of_a_script_still_stops_on_ctrl_c(tmp_path):
     """``tickwire bus up &`` in a script starts with SIGINT ignored (the shell does that to
     background jobs); a SIGINT must stop it and its nodes all the same."""
-    from tickwire.bus.server import BusServerError, find_server_binary
-
-    try:
-        find_server_binary()
-    except BusServerError as e:
-        pytest.skip(str(e))
-    p = subprocess.Popen([sys.executable, "-m", "tickwire.cli", "bus", "up", "--port", "0", "--dir", str(tmp_path)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    try:
+    with bus_up(tmp_path, "--port", "0", preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) as p:
         assert p.stdout.readline().startswith("nats://127.0.0.1:")
-        p.send_signal(signal.SIGINT)
-        assert p.wait(15) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    out = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
-    assert out.stdout.strip() == "", out.stdout
