@@ -761,9 +761,9 @@ class ManagedConnection:
             if s.refused and not s.streams:
                 # The venue refused every stream of this connection for good: nothing to wait for.
                 # the first with the venue's answer (each stream's own is in its VenueError event)
-                topics = sorted(s.refused, key=lambda t: self.subs[t].spec if t in self.subs else t)
-                refused = [self.subs[t].spec if t in self.subs else t for t in topics]
-                why = s.refused_why.get(topics[0])
+                pairs = sorted((self.subs[t].spec if t in self.subs else t, t) for t in s.refused)
+                refused = [spec for spec, _ in pairs]
+                why = s.refused_why.get(pairs[0][1])
                 refused[0] += f" ({why})" if why else ""
                 named = ", ".join(refused[:3]) + (f" and {len(refused) - 3} more" if len(refused) > 3 else "")
                 lst.kill("every stream refused", fatal=VenueError(
