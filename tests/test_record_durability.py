@@ -44,7 +44,7 @@ CRASH_SCRIPT = textwrap.dedent("""
 
 
 def published(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*.parquet") if "_wal" not in p.parts and "_trash" not in p.parts]
+    return archive.public_files(root, (".parquet",))
 
 
 def read_everything(root: Path) -> dict[str, int]:
@@ -225,6 +225,28 @@ def test_disk_full_stops_the_recorder_with_a_clear_error_and_keeps_what_is_there
         rec.close()
     # what was published before the error is all there (its parts may have been merged meanwhile)
     assert sum(pq.read_table(p).num_rows for p in published(tmp_path)) == 300
+
+
+def test_listing_a_live_dataset_survives_the_recorder_emptying_its_trash(tmp_path, monkeypatch):
+    """A reader (``tickwire verify``/``decode`` on a live dataset, or CI's own helper) once died with
+    FileNotFoundError: it walked into ``_trash/stage-*`` just as the recorder removed it."""
+    rec = Recorder(tmp_path, roll_size=1, batch_rows=100)
+    rec.connection("bybit/public/linear#1", "bybit", "public/linear")
+    rec.raw("bybit/public/linear#1", 1_732_000_000_000_000_000, b'{"i":1}', False)
+    rec.add_many(trades(100, ns=1_732_000_000_000_000_000))
+    rec.close()
+    stage = tmp_path / "_trash" / "stage-0123"
+    (stage / "sub").mkdir(parents=True)
+    real = os.scandir
+
+    def vanishing(path="."):
+        if "_trash" in os.fspath(path):          # the recorder's purge wins the race for this directory
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", vanishing)
+    assert [p.name for p in archive.archive_files(tmp_path)] and published(tmp_path)
+    assert all("_trash" not in p.parts and "_wal" not in p.parts for p in published(tmp_path))
 
 
 def test_unwritable_output_is_a_clear_error(tmp_path):

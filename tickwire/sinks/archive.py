@@ -225,8 +225,22 @@ def archive_files(root: str | os.PathLike) -> list[Path]:
     p = Path(root)
     if p.is_file():
         return [p]
-    out = [f for f in p.rglob("*") if f.is_file() and (f.name.endswith(SUFFIX) or f.name.endswith(PLAIN_SUFFIX))
-           and not any(part.startswith(("_", ".")) for part in f.relative_to(p).parts)]
+    return public_files(p, (SUFFIX, PLAIN_SUFFIX))
+
+
+def public_files(root: str | os.PathLike, suffixes: tuple[str, ...]) -> list[Path]:
+    """Files under ``root`` ending in one of ``suffixes``, in name order, skipping every ``_*`` and
+    ``.*`` entry without entering it: a live recorder builds and empties ``_trash/stage-*`` and
+    ``_wal`` directories while we walk, and a directory that vanishes under us is simply not there."""
+    out: list[Path] = []
+
+    def on_error(e: OSError) -> None:
+        if not isinstance(e, (FileNotFoundError, NotADirectoryError)):
+            raise e
+
+    for d, dirs, files in os.walk(root, onerror=on_error):
+        dirs[:] = [n for n in dirs if not n.startswith(("_", "."))]
+        out.extend(Path(d, n) for n in files if n.endswith(suffixes) and not n.startswith(("_", ".")))
     return sorted(out)
 
 
