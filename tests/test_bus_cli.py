@@ -165,3 +165,50 @@ def test_bus_record_and_tail_say_when_the_bus_is_not_reachable_and_stop_on_signa
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def test_collect_with_the_bus_down_stops_at_once_on_a_second_signal(tmp_path):
+    """Ctrl-C with the bus down waits (up to 10 s) for the bus to take what is buffered; a second
+    Ctrl-C stops at once, says how many messages were given up, and exits 130."""
+    import select
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"nats://127.0.0.1:{s.getsockname()[1]}"
+    p = subprocess.Popen([*TW, "collect", "--bus", url, "--sim", "bybit.linear:publicTrade:BTCUSDT"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err: list[str] = []
+
+    def read_until(text: str, within: float) -> str:
+        deadline = time.monotonic() + within
+        while True:
+            ready, _, _ = select.select([p.stderr], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"no {text!r} within {within} s: {''.join(err)}"
+            line = p.stderr.readline()
+            assert line, f"ended before {text!r}: {''.join(err)}"
+            err.append(line)
+            if text in line:
+                return line
+
+    try:
+        line = read_until("messages (", 30)            # the bus-down line, once something is buffered
+        while " 0 messages (" in line:
+            line = read_until("messages (", 30)
+        p.send_signal(signal.SIGINT)
+        assert "again" in read_until("waiting up to", 15)   # tells the user how to cut it short
+        t = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(15)
+        took = time.monotonic() - t
+        rest = p.stderr.read()
+        err.append(rest)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert rc == 130, "".join(err)
+    assert took < 5, f"the second signal took {took:.1f} s"
+    assert "given up" in rest and "unconfirmed at exit" in rest, rest
+    assert "Traceback" not in "".join(err)

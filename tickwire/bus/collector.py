@@ -473,7 +473,9 @@ class Collector:
                 log.warning("cannot create the bus streams yet: %s", e)
                 await asyncio.sleep(0.5)
 
-    async def close(self, drain_timeout: float = 10.0) -> None:
+    async def close(self, drain_timeout: float = 10.0, abort: asyncio.Event | None = None) -> None:
+        """Stop the feed, then wait up to ``drain_timeout`` for the bus to confirm what is buffered;
+        ``abort`` being set (a second Ctrl-C) gives up the wait at once."""
         if self._stream_cm is not None:
             self._flush_raw()
             cm, self._stream_cm = self._stream_cm, None
@@ -481,9 +483,14 @@ class Collector:
         if self.publisher is not None:
             self.publisher.kick()
             if self.publisher.pending() and not (self.bus is not None and self.bus.connected):
-                log.warning("stopping: waiting up to %g s for the bus to take %d unconfirmed messages",
-                            drain_timeout, self.publisher.pending())
-            await self.publisher.drain(drain_timeout)
+                log.warning("stopping: waiting up to %g s for the bus to take %d unconfirmed messages%s",
+                            drain_timeout, self.publisher.pending(),
+                            " (Ctrl-C again to give them up)" if abort is not None else "")
+            drain = asyncio.ensure_future(self.publisher.drain(drain_timeout))
+            waits = [drain] if abort is None else [drain, asyncio.ensure_future(abort.wait())]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
         if self._ensure_task is not None:
             self._ensure_task.cancel()
         if self.bus is not None:

@@ -88,7 +88,12 @@ def collect(
                 print_error(e)
                 code = EXIT_FEED
             finally:
-                await c.close()
+                stop.clear()  # from here a signal gives up what the bus has not confirmed yet
+                await c.close(abort=stop)
+        given_up = stop.is_set() and c.publisher is not None and c.publisher.pending()
+        if given_up:
+            print_error(f"stopped at a second signal: {given_up:,} unconfirmed messages given up")
+            code = code or EXIT_INTERRUPTED
         p = c.publisher.stats if c.publisher else None
         if p is not None:
             typer.echo(f"collector {c.name}: {c.stats.events:,} events in {c.stats.messages:,} messages, "
