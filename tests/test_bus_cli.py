@@ -212,3 +212,51 @@ def test_collect_with_the_bus_down_stops_at_once_on_a_second_signal(tmp_path):
     assert took < 5, f"the second signal took {took:.1f} s"
     assert "given up" in rest and "unconfirmed at exit" in rest, rest
     assert "Traceback" not in "".join(err)
+
+
+@pytest.mark.parametrize("when", ["at start", "mid-run"])
+def test_bus_tail_and_record_give_up_after_the_bus_is_gone_that_long(tmp_path, when):
+    """`--give-up-after S`: a script pointed at a wrong URL, or whose bus went away, fails (exit 3,
+    one line naming the URL, how long and why) instead of waiting forever; record keeps what it
+    wrote and says so."""
+    import socket
+    import time
+
+    from tickwire.bus.server import LocalBus
+
+    node = None
+    if when == "at start":
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            url = f"nats://127.0.0.1:{s.getsockname()[1]}"
+    else:
+        node = LocalBus(1, dir=tmp_path / "bus").start()
+        url = node.url
+    procs = {
+        "record": subprocess.Popen([*TW, "bus", "record", "--bus", url, "--durable", "d", "--out", str(tmp_path / "d"),
+                                    "--give-up-after", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+        "tail": subprocess.Popen([*TW, "bus", "tail", "--bus", url, "--give-up-after", "2", "md.>"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+    }
+    try:
+        if node is not None:
+            time.sleep(3)                       # both are connected and waiting for data
+            assert all(p.poll() is None for p in procs.values()), {k: p.stderr.read() for k, p in procs.items()}
+            node.kill(0)
+        t = time.monotonic()
+        rcs = {k: p.wait(30) for k, p in procs.items()}
+        took = time.monotonic() - t
+        errs = {k: p.stderr.read() for k, p in procs.items()}
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if node is not None:
+            node.stop()
+    assert rcs == {"record": 3, "tail": 3}, errs
+    for k, err in errs.items():
+        assert f"{url} not reachable for 2 s" in err and "giving up" in err, (k, err)
+        assert "Traceback" not in err, (k, err)
+    assert "recorded 0 rows" in errs["record"], errs["record"]
+    assert took < 20, took

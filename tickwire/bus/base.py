@@ -15,6 +15,8 @@ cursor acknowledged up to a position; "last message of a subject").
 from __future__ import annotations
 
 import abc
+import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
@@ -112,6 +114,40 @@ class Bus(abc.ABC):
     @abc.abstractmethod
     async def info(self) -> dict[str, Any]:
         """What the server says about itself (cluster name, peers...)."""
+
+
+async def give_up_when_unreachable(bus: Bus, after_s: float) -> None:
+    """Raise :class:`BusError` once ``bus`` has been unreachable for ``after_s`` seconds on end (at
+    start or after losing it); run it as a task beside the work it guards. The default of every
+    consumer is to wait forever; scripts that must fail pass a bound."""
+    if after_s <= 0:
+        raise ValueError(f"give up after {after_s!r} s: must be > 0 seconds")
+    down_since: float | None = None
+    while True:
+        if bus.connected:
+            down_since = None
+        elif down_since is None:
+            down_since = time.monotonic()
+        elif time.monotonic() - down_since >= after_s:
+            where = ",".join(getattr(bus, "urls", None) or ["the bus"])
+            why = getattr(bus, "last_error", None)
+            raise BusError(f"{where} not reachable for {after_s:g} s{f' ({why})' if why else ''}: giving up")
+        await asyncio.sleep(min(0.2, after_s / 4))
+
+
+async def until_guard(work: Any, guard: asyncio.Task | None) -> Any:
+    """Await ``work``, unless ``guard`` (a :func:`give_up_when_unreachable` task) ends first: then
+    cancel ``work`` and raise the guard's error."""
+    if guard is None:
+        return await work
+    task = asyncio.ensure_future(work)
+    await asyncio.wait({task, guard}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    guard.result()  # raises its BusError
+    raise BusError("the bus watchdog ended")  # pragma: no cover - the guard never returns
 
 
 def connect_bus(url: str, **kw: Any) -> Bus:

@@ -32,7 +32,7 @@ from typing import Any, AsyncIterator, Iterable
 
 from tickwire.book import Book
 from tickwire.bus import codec
-from tickwire.bus.base import Bus, InMsg, connect_bus
+from tickwire.bus.base import Bus, InMsg, connect_bus, give_up_when_unreachable, until_guard
 from tickwire.bus.codec import Snapshot
 from tickwire.model import BookUpdate, Event, Gap, Resynced, Trade
 
@@ -259,12 +259,15 @@ def _snap_subjects(subjects: Iterable[str]) -> list[str]:
 
 
 async def subscribe(url: str | Bus, subjects: str | Iterable[str] = "md.>", *, start: Any = "now",
-                    streams: Any = None, snapshots: bool = True) -> AsyncIterator[Event]:
+                    streams: Any = None, snapshots: bool = True,
+                    give_up_after_s: float | None = None) -> AsyncIterator[Event]:
     """``async for event in subscribe(url, "md.okx.>")``: events from the bus.
 
     ``start``: ``"now"`` (late joiner: books from their last snapshot, other streams from now
     on), ``"first"`` (everything the stream still holds), or a stream sequence number.
     ``snapshots``: also follow the collectors' periodic snapshots (resync after a Gap).
+    ``give_up_after_s``: raise :class:`BusError` once the bus has been unreachable that long
+    (default: wait for it forever).
     Subjects starting with ``status.`` give the collectors' status events as they are.
     """
     from tickwire.bus.collector import StreamsConfig
@@ -273,11 +276,19 @@ async def subscribe(url: str | Bus, subjects: str | Iterable[str] = "md.>", *, s
     subs = [subjects] if isinstance(subjects, str) else list(subjects)
     own = not isinstance(url, Bus)
     bus = connect_bus(url, name="tickwire-subscribe") if own else url
+    guard = (asyncio.ensure_future(give_up_when_unreachable(bus, give_up_after_s))
+             if give_up_after_s is not None else None)
     if own:
-        await bus.connect()
+        try:
+            await until_guard(bus.connect(), guard)
+        except BaseException:
+            if guard is not None:
+                guard.cancel()
+            await bus.close()
+            raise
     keeper = Keeper()
     q: asyncio.Queue = asyncio.Queue(maxsize=64)
-    tasks: list[asyncio.Task] = []
+    tasks: list[asyncio.Task] = [guard] if guard is not None else []
     rewinding: dict[str, asyncio.Task] = {}
     windows: dict[str, int] = {}
 
@@ -309,14 +320,14 @@ async def subscribe(url: str | Bus, subjects: str | Iterable[str] = "md.>", *, s
             rewinding[spec] = asyncio.create_task(reread(spec, max(1, anchor - w + 1), anchor))
 
     try:
-        await wait_stream(bus, cfg.md)  # no collector has created the streams yet: wait for one
+        await until_guard(wait_stream(bus, cfg.md), guard)  # no collector has created the streams yet: wait
         start_seq = 0
         snap_subjects = _snap_subjects(subs) if snapshots else []
         if start == "now":
-            last = await bus.last_seq(cfg.md)
+            last = await until_guard(bus.last_seq(cfg.md), guard)
             start_seq = last + 1
             keeper.fresh_from = last + 1
-            for m in await _last_per_subject(bus, cfg.snap, snap_subjects):
+            for m in await until_guard(_last_per_subject(bus, cfg.snap, snap_subjects), guard):
                 snap = codec.decode_snapshot(m.data)
                 for ev in keeper.load(snap):
                     yield ev

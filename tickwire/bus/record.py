@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 
 from tickwire.bus import codec
-from tickwire.bus.base import Bus, InMsg, connect_bus
+from tickwire.bus.base import Bus, InMsg, connect_bus, give_up_when_unreachable
 from tickwire.bus.consumer import Keeper
 from tickwire.model import BookUpdate, Trade
 from tickwire.net.tap import SocketInfo
@@ -177,18 +177,33 @@ class BusRecorder:
         self._write_cp()
 
     # -- the loop --------------------------------------------------------------------------
-    async def run(self, duration: float | None = None, stop: asyncio.Event | None = None) -> None:
+    async def run(self, duration: float | None = None, stop: asyncio.Event | None = None,
+                  give_up_after_s: float | None = None) -> None:
+        """Record until ``duration`` passes or ``stop`` is set; with ``give_up_after_s``, raise
+        :class:`BusError` (after committing and publishing what was written) once the bus has been
+        unreachable that long (default: wait for it forever)."""
         own = not isinstance(self.url, Bus)
         bus = connect_bus(self.url, name=f"tickwire-record-{self.durable}") if own else self.url  # type: ignore[arg-type]
         self.bus = bus
         loop = asyncio.get_running_loop()
         end = loop.time() + duration if duration else None
-        if own and not await self._connect(bus, end, stop):
+        guard = (asyncio.ensure_future(give_up_when_unreachable(bus, give_up_after_s))
+                 if give_up_after_s is not None else None)
+        try:
+            connected = not own or await self._connect(bus, end, stop, guard)
+        except BaseException:
+            guard.cancel()  # type: ignore[union-attr]  (only the guard raises here)
+            await self._close_recorder()
+            await bus.close()
+            raise
+        if not connected:
+            if guard is not None:
+                guard.cancel()
             await self._close_recorder()  # stopped (or out of time) before the bus was reachable
             await bus.close()
             return
         q: asyncio.Queue = asyncio.Queue(maxsize=8)
-        tasks: list[asyncio.Task] = []
+        tasks: list[asyncio.Task] = [guard] if guard is not None else []
 
         async def pump(kind: str, stream: str, subjects: list[str], durable: str, after: int) -> None:
             await self._wait_stream(bus, stream)
@@ -237,17 +252,24 @@ class BusRecorder:
                     log.warning("the bus connection did not close within 5 s")
 
     @staticmethod
-    async def _connect(bus: Bus, end: float | None, stop: asyncio.Event | None) -> bool:
-        """Connect, unless ``stop`` or the end comes first (an unreachable bus is waited for)."""
+    async def _connect(bus: Bus, end: float | None, stop: asyncio.Event | None,
+                       guard: asyncio.Task | None = None) -> bool:
+        """Connect, unless ``stop`` or the end comes first (an unreachable bus is waited for), or
+        ``guard`` gives up (raises)."""
         conn = asyncio.ensure_future(bus.connect())
         waits: set[asyncio.Future] = {conn}
         if stop is not None:
             waits.add(asyncio.ensure_future(stop.wait()))
+        if guard is not None:
+            waits.add(guard)
         timeout = None if end is None else max(0.0, end - asyncio.get_running_loop().time())
         done, pending = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for t in pending:
-            t.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+            if t is not guard:
+                t.cancel()
+        await asyncio.gather(*(t for t in pending if t is not guard), return_exceptions=True)
+        if guard is not None and guard in done:
+            guard.result()  # raises: the bus stayed unreachable too long
         if conn not in done:
             return False
         conn.result()

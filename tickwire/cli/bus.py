@@ -68,15 +68,22 @@ def tail(
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Exit after printing this many events."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Exit after this many seconds."),
     status: bool = typer.Option(True, "--status/--no-status", help="Also print Gap/Resynced/... events."),
+    give_up_after: Optional[float] = typer.Option(None, "--give-up-after",
+                                                  help="Exit 3 once the bus has been unreachable this many seconds "
+                                                       "(at start or later) [default: wait for it forever]"),
 ) -> None:
     """Print the bus's events as JSON lines (the same events as `tickwire tail`)."""
-    raise typer.Exit(tail_bus(bus, subjects, start=start, limit=limit, duration=duration, status=status))
+    raise typer.Exit(tail_bus(bus, subjects, start=start, limit=limit, duration=duration, status=status,
+                              give_up_after=give_up_after))
 
 
 def tail_bus(url: str, subjects: list[str], *, start: str = "now", limit: int | None = None,
-             duration: float | None = None, status: bool = True) -> int:
+             duration: float | None = None, status: bool = True, give_up_after: float | None = None) -> int:
     from tickwire import to_json
     from tickwire.bus.consumer import subscribe
+    from tickwire.cli.common import check_run_limits
+
+    check_run_limits(limit, duration, give_up_after)
 
     async def main() -> int:
         out = sys.stdout.buffer
@@ -87,7 +94,7 @@ def tail_bus(url: str, subjects: list[str], *, start: str = "now", limit: int | 
 
         async def loop() -> None:
             nonlocal printed, unflushed
-            async for ev in subscribe(url, subjects, start=st):
+            async for ev in subscribe(url, subjects, start=st, give_up_after_s=give_up_after):
                 if not status and ev.is_status:
                     continue
                 out.write(to_json(ev) + b"\n")
@@ -146,18 +153,24 @@ def record(
     roll_interval: float = typer.Option(300.0, "--roll-interval", help="Seconds before files are published"),
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
     fsync: bool = typer.Option(False, "--fsync/--no-fsync", help="fsync every commit (survives power loss)"),
+    give_up_after: Optional[float] = typer.Option(None, "--give-up-after",
+                                                  help="Exit 3 once the bus has been unreachable this many seconds "
+                                                       "(at start or later) [default: wait for it forever]"),
 ) -> None:
     """Record the bus into the Parquet dataset + raw archive of `tickwire record`, exactly once."""
     raise typer.Exit(record_bus(bus, durable, out, subjects=subjects, raw=raw, commit_interval=commit_interval,
-                                roll_interval=roll_interval, duration=duration, fsync=fsync))
+                                roll_interval=roll_interval, duration=duration, fsync=fsync,
+                                give_up_after=give_up_after))
 
 
 def record_bus(url: str, durable: str, out: str, *, subjects: str | None = None, raw: bool = True,
                commit_interval: float = 2.0, roll_interval: float = 300.0, duration: float | None = None,
-               fsync: bool = False) -> int:
+               fsync: bool = False, give_up_after: float | None = None) -> int:
     from tickwire.bus.record import BusRecorder
-    from tickwire.cli.common import parse_list, stop_on_signals
+    from tickwire.cli.common import check_run_limits, parse_list, stop_on_signals
     from tickwire.sinks.writer import RecorderError
+
+    check_run_limits(None, duration, give_up_after)
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -172,16 +185,17 @@ def record_bus(url: str, durable: str, out: str, *, subjects: str | None = None,
             typer.echo(f"resuming durable {durable} after md sequence {rec.cp.md_seq:,} (raw {rec.cp.raw_seq:,}); "
                        f"{rec.undone_bytes:,} bytes written after that checkpoint removed", err=True)
         with stop_on_signals(stop):
+            code = 0
             try:
-                await rec.run(duration=duration, stop=stop)
+                await rec.run(duration=duration, stop=stop, give_up_after_s=give_up_after)
             except RecorderError as e:
                 print_error(e)
                 return EXIT_DISK
             except Exception as e:
                 print_error(f"bus: {e}")
-                return EXIT_FEED
+                code = EXIT_FEED  # what was written is committed and published: say so below
         typer.echo(rec.summary_line() + f" ({time.monotonic() - t0:.1f} s)", err=True)
-        return 0
+        return code
 
     try:
         return run_async(main())

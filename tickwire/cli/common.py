@@ -226,11 +226,14 @@ def network_help() -> str:
     return f"NAME for every venue, or VENUE=NAME,... per venue (others on mainnet). Networks: {per}"
 
 
-def check_run_limits(limit: int | None = None, duration: float | None = None) -> None:
+def check_run_limits(limit: int | None = None, duration: float | None = None,
+                     give_up_after: float | None = None) -> None:
     if limit is not None and limit < 1:
         raise typer.BadParameter(f"--limit must be at least 1, got {limit}")
     if duration is not None and duration <= 0:
         raise typer.BadParameter(f"--duration must be more than 0 seconds, got {duration:g}")
+    if give_up_after is not None and give_up_after <= 0:
+        raise typer.BadParameter(f"--give-up-after must be more than 0 seconds, got {give_up_after:g}")
 
 
 def load_credentials(path: str | None) -> dict[str, Any]:

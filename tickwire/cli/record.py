@@ -49,7 +49,8 @@ def record(
                                                    "(exit 3) [default: retry forever]"),
     give_up_after: Optional[float] = typer.Option(None, "--give-up-after",
                                                   help="Give up a connection after this many seconds without "
-                                                       "serving (exit 3) [default: never]"),
+                                                       "serving (with --bus: the bus unreachable that long) (exit 3) "
+                                                       "[default: never]"),
     fault: list[str] = typer.Option([], "--fault", help="With --sim: inject faults, e.g. drop-every=5s"),
     option: list[str] = typer.Option([], "--option", help="With --sim: VENUE.NAME=VALUE, e.g. bybit.speed=10"),
     seed: Optional[int] = typer.Option(None, "--seed", help="With --sim: market seed"),
@@ -81,7 +82,7 @@ def record(
             fail("--bus needs --durable NAME (the consumer that resumes where a stopped recorder left off)", EXIT_SPEC)
         raise typer.Exit(record_bus(bus, durable, out or "./data", subjects=",".join(specs or []) or None,
                                     raw=raw if raw is not None else True, duration=duration,
-                                    fsync=bool(fsync)))
+                                    fsync=bool(fsync), give_up_after=give_up_after))
     cfg = load_config(config) if config else {}
     from tickwire.options import did_you_mean
 

@@ -42,7 +42,8 @@ def tail(
                                                    "(exit 3) [default: retry forever]"),
     give_up_after: Optional[float] = typer.Option(None, "--give-up-after",
                                                   help="Give up a connection after this many seconds without "
-                                                       "serving (exit 3) [default: never]"),
+                                                       "serving (with --bus: the bus unreachable that long) (exit 3) "
+                                                       "[default: never]"),
     bus: Optional[str] = typer.Option(None, "--bus", help="Read a NATS JetStream bus instead (URL); SPECS are then "
                                                           "subjects, e.g. 'md.okx.>' (docs/scale-out.md)"),
     metrics_port: Optional[int] = typer.Option(None, "--metrics-port",
@@ -54,7 +55,8 @@ def tail(
     if bus:  # scale-out: SPECS are bus subjects (tickwire.cli.bus)
         from tickwire.cli.bus import tail_bus
 
-        raise typer.Exit(tail_bus(bus, specs, limit=limit, duration=duration, status=status))
+        raise typer.Exit(tail_bus(bus, specs, limit=limit, duration=duration, status=status,
+                                  give_up_after=give_up_after))
     from tickwire import FeedError, SpecError, stream, to_json
 
     check_run_limits(limit, duration)
