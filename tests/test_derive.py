@@ -219,3 +219,27 @@ async def _record(data: Path, seconds: float = 2.0) -> None:
             if loop.time() > end:
                 break
     rec.close()
+
+
+def test_derived_tables_are_queryable_by_their_view_names(tmp_path):
+    """After `tickwire derive --data DIR` (tables under DIR/derived), `tickwire query --data DIR`
+    and `tickwire.query()` know them by name, with recv_time like every table."""
+    data = tmp_path / "data"
+    asyncio.run(_record(data))
+    r = subprocess.run([sys.executable, "-m", "tickwire.cli", "derive", "--data", str(data),
+                        "okx:books:BTC-USDT@snapshot5_200ms", "okx:trades:BTC-USDT@bars500ms",
+                        "okx:trades:BTC-USDT@bars0.01vol"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    import pyarrow.parquet as pq
+
+    want = pq.read_table(data / "derived" / "snapshot5_200ms", partitioning="hive").num_rows
+    assert want > 0
+    got = tickwire.query("SELECT count(*) AS n, min(recv_time) IS NOT NULL AS t FROM snapshot5_200ms", data=str(data))
+    assert got.n[0] == want and got.t[0]
+    bars = tickwire.query('SELECT venue, close_f FROM "bars0.01vol"', data=str(data))
+    assert len(bars) == pq.read_table(data / "derived" / "bars0.01vol", partitioning="hive").num_rows > 0
+    assert set(bars.venue) == {"okx"}
+    r = subprocess.run([sys.executable, "-m", "tickwire.cli", "query", "--data", str(data), "-f", "csv",
+                        "SELECT count(*) AS n FROM bars500ms"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.split()[-1]) == pq.read_table(data / "derived" / "bars500ms", partitioning="hive").num_rows

@@ -18,7 +18,8 @@ one identity and is read as it is; the others go through a window over their ide
 views are planned when the connection is made (:func:`connect`): a long-lived connection sees
 new files and new partitions (deduplicated), but a partition that gains a second source later
 is deduplicated only by a new connection (``tickwire.query()`` makes one per call). The
-``<table>_all`` views show every row as stored.
+``<table>_all`` views show every row as stored. Tables ``tickwire derive`` wrote into
+``DATA/derived`` are views named as their view (``snapshot10_1s``, ``bars1m``, ...).
 """
 
 from __future__ import annotations
@@ -113,7 +114,36 @@ def connect(data: str | os.PathLike = "./data", con: Any = None, listed: bool = 
     for kind in KINDS:
         con.execute(view_sql(data, kind, listed=listed))
         con.execute(view_sql(data, kind, dedup=False, listed=listed))
+    for sql in derived_views_sql(data, listed=listed):
+        con.execute(sql)
     return con
+
+
+DERIVED_DIR = "derived"
+
+
+def derived_views_sql(data: str | os.PathLike, listed: bool = False) -> list[str]:
+    """A view per table ``tickwire derive`` wrote into ``DATA/derived/<view>`` (``snapshot10_1s``,
+    ``quotes``, ``"bars0.5vol"``...), named as the view, with ``recv_time``/``exch_time``. Its
+    files are replaced whole by the next ``derive`` run: no duplicates to remove."""
+    base = Path(data) / DERIVED_DIR
+    try:
+        views = sorted((e for e in os.scandir(base) if e.is_dir() and not e.name.startswith(("_", "."))),
+                       key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    taken = set(KINDS) | {f"{k}_all" for k in KINDS}
+    out = []
+    for e in views:
+        files = sorted(str(Path(d, n).resolve()) for d, _, names in os.walk(e.path)
+                       for n in names if n.endswith(".parquet") and not n.startswith(("_", ".")))
+        if not files or e.name in taken:
+            continue
+        src = _read(files) if listed else _read(str(Path(e.path).resolve() / "**" / "*.parquet"))
+        name = '"' + e.name.replace('"', '""') + '"'
+        out.append(f"CREATE OR REPLACE VIEW {name} AS SELECT *, make_timestamp_ns(recv_ns) AS recv_time, "
+                   f"make_timestamp_ns(exch_ns) AS exch_time FROM {src}")
+    return out
 
 
 SWAP_RETRIES = 5
