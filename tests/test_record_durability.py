@@ -76,12 +76,18 @@ def test_kill_9_leaves_readable_files_and_loses_at_most_the_last_flush(tmp_path)
             time.sleep(0.05)
         else:
             pytest.fail("no file was published in time")
+        # a running recorder's unpublished files are nothing to recover: `tickwire query` says nothing
+        q = [sys.executable, "-m", "tickwire.cli", "query", "--data", str(out), "SELECT count(*) FROM trades"]
+        r = subprocess.run(q, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "recover" not in r.stderr, r.stderr
         time.sleep(0.12)  # kill somewhere in the middle of the next flush cycle
     finally:
         proc.send_signal(signal.SIGKILL)
         stdout, _ = proc.communicate(timeout=10)
     flushed = int([line for line in stdout.splitlines() if line.strip()][-1])
     assert proc.returncode == -signal.SIGKILL
+    r = subprocess.run(q, capture_output=True, text=True, timeout=60)   # a killed one's are: said, with the command
+    assert r.returncode == 0 and f"tickwire recover {out}" in r.stderr and "stopped" in r.stderr, r.stderr
 
     before = read_everything(out)  # every published file is complete, before any recovery
     assert before["trades"] > 0

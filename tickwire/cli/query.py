@@ -31,7 +31,7 @@ def query(
     except duckdb.Error as e:
         fail(e, EXIT_SPEC)
     finally:
-        n = pending_wal(data) if Path(data).is_dir() else 0
+        n = pending_wal(data, stopped_only=True) if Path(data).is_dir() else 0
     out = sys.stdout
     if df is not None:
         try:
@@ -49,5 +49,5 @@ def query(
         except BrokenPipeError:  # `| head`
             raise typer.Exit(reader_gone())
     if n:
-        typer.echo(f"note: {n} files not yet published under {Path(data) / '_wal'} (a recorder is running, "
-                   f"or one was killed: `tickwire recover {data}`)", err=True)
+        typer.echo(f"note: {n} files of a recorder that stopped before publishing them wait under "
+                   f"{Path(data) / '_wal'} (not in this result): `tickwire recover {data}` publishes them", err=True)

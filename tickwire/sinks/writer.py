@@ -38,7 +38,7 @@ from typing import Any
 from tickwire.sinks import archive
 from tickwire.sinks.dataset import (
     TRASH_GRACE_S, WAL_DIR, DatasetLock, PartWriter, day_str, fsync_dir, fsync_file, merge_parts, new_stage,
-    ns_stamp, part_name, partitions, publish, purge_trash, swap,
+    ns_stamp, part_name, partitions, publish, purge_trash, swap, writer_alive,
 )
 from tickwire.sinks.schema import KINDS, Kind, arrow_schema
 
@@ -977,12 +977,25 @@ def _remove_tree(path: Path) -> None:
         pass
 
 
-def pending_wal(root: str | os.PathLike) -> int:
-    """How many unpublished files wait under ``root/_wal`` (of running or killed recorders)."""
+def pending_wal(root: str | os.PathLike, stopped_only: bool = False) -> int:
+    """How many unpublished files wait under ``root/_wal``: of running or stopped recorders, or
+    (``stopped_only``) only of recorders that are not running (killed: ``recover`` publishes
+    them). Running recorders add and remove files meanwhile: what vanishes is not counted."""
     w = Path(root) / WAL_DIR
-    if not w.is_dir():
+    try:
+        entries = list(os.scandir(w))
+    except OSError:
         return 0
-    return sum(1 for f in w.rglob("*") if f.is_file() and f.name != LOCK_NAME and not f.name.endswith(".tmp"))
+    n = 0
+    for e in entries:
+        if not e.is_dir():
+            n += e.name != LOCK_NAME and not e.name.endswith(".tmp")
+            continue
+        if stopped_only and writer_alive(root, e.name):
+            continue
+        for _, _, files in os.walk(e.path):  # (os.walk skips directories that vanish)
+            n += sum(1 for f in files if f != LOCK_NAME and not f.endswith(".tmp"))
+    return n
 
 
 __all__ = ["KINDS", "RecorderError", "Writer", "recover", "wal_to_parquet", "ParquetOptions", "RecoveryReport",
