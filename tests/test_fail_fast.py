@@ -4,6 +4,7 @@ before anything connects (each of these was observed to hang or go silent)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 
 import pytest
@@ -46,6 +47,37 @@ def test_bad_options_are_one_line_errors_before_any_connection(opts, words):
     msg = str(e.value)
     assert "\n" not in msg and all(w in msg for w in words), msg
     assert "hunter2" not in msg
+
+
+def test_a_network_named_for_a_venue_is_checked_even_with_its_own_endpoint():
+    """{"okx": "moon"} is a typo wherever OKX connects; a network for all venues may not fit one
+    with its own endpoint (OKX has no testnet) and is then ignored for it."""
+    with pytest.raises(OptionError, match="okx has no 'moon' network; it has: mainnet, demo"):
+        tickwire.Feed(["okx:books:BTC-USDT"], tickwire.FeedOptions(network={"okx": "moon"},
+                                                                   endpoints={"okx": "ws://127.0.0.1:9"}))
+    tickwire.Feed([SPEC, "okx:books:BTC-USDT"], tickwire.FeedOptions(network="testnet",
+                                                                     endpoints={"okx": "ws://127.0.0.1:9"}))
+
+
+@pytest.mark.parametrize("venue,spec,opts,named", [
+    ("okx", "okx:books:BTC-USDT", {"prot": 8443}, "'prot' (did you mean 'port'?); valid: max_inflated_bytes, path, port"),
+    ("okx", "okx:books:BTC-USDT", {"port": "x"}, "port='x'"),
+    ("okx", "okx:books:BTC-USDT", {"snapshot_wait_s": -1}, "snapshot_wait_s=-1"),
+    ("okxdex", "okxdex:price:1/0xdac17f958d2ee523a2206206994597c13d831ec7", {"paht": "v5"}, "'paht'"),
+    ("bge", "bge:ticker:BTC_USDT", {"zipp": True}, "'zipp' (did you mean 'zip'?); valid: max_inflated_bytes, zip"),
+    ("bybit", SPEC, {"max_active_tme": "1m"}, "'max_active_tme'"),
+])
+def test_every_venue_checks_its_venue_options_up_front(venue, spec, opts, named):
+    """A typo in a venue option was taken silently on OKX, OKX DEX and BG Exchange (only Bybit
+    checked): `--venue-option okx.prot=8443` connected to 443 without a word."""
+    with pytest.raises(OptionError, match=re.escape(named)):
+        tickwire.Feed([spec], tickwire.FeedOptions(venue_options={venue: opts}))
+
+
+def test_good_venue_options_are_taken_and_converted():
+    f = tickwire.Feed(["okx:books:BTC-USDT", "bge:ticker:BTC_USDT"], tickwire.FeedOptions(
+        venue_options={"okx": {"port": "8443", "verify_checksum": "false"}, "bge": {"zip": "true"}}))
+    assert f.options.venue_options == {"okx": {"port": 8443, "verify_checksum": False}, "bge": {"zip": True}}
 
 
 def test_per_venue_network_is_accepted_and_checked():

@@ -556,12 +556,10 @@ def validate(opts: FeedOptions, subs: list[Subscription]) -> None:
             if venue not in known:
                 raise unknown(f"venue in {what}", venue, known)
     for venue, vopts in opts.venue_options.items():
-        # A venue that declares its options checks them here (e.g. bybit.max_active_time).
-        check = getattr(get_venue(venue), "check_options", None)
-        if check is not None:
-            if not isinstance(vopts, dict):
-                raise OptionError(f"bad venue_options for {venue}: expected a dict of option -> value")
-            opts.venue_options[venue] = check(vopts)
+        # each venue checks the names and values it takes (Venue.options; Bybit's max_active_time...)
+        if not isinstance(vopts, dict):
+            raise OptionError(f"bad venue_options for {venue}: expected a dict of option -> value")
+        opts.venue_options[venue] = get_venue(venue).check_options(vopts)
     for venue, over in opts.timers.items():
         opts.timers[venue] = check_fields("timer", Timers, over, f" for {venue}")
         check_positive(f"timer for {venue}", opts.timers[venue])
@@ -590,9 +588,13 @@ def validate(opts: FeedOptions, subs: list[Subscription]) -> None:
     for vname in sorted({s.venue for s in subs}):
         venue = get_venue(vname)
         name = net.get(vname, "mainnet") if isinstance(net, dict) else net
-        if name not in venue.networks and vname not in opts.endpoints:
-            raise OptionError(f"{vname} has no {name!r} network; it has: {', '.join(venue.networks)} "
-                              f"(or point it elsewhere with endpoints={{'{vname}': URL}} / --endpoint)")
+        # a venue with its own endpoint may ignore a network meant for all venues ("testnet" when
+        # OKX has none), never one named for it ({"okx": "moon"} is a typo wherever it connects)
+        named = isinstance(net, dict) and vname in net
+        if name not in venue.networks and (named or vname not in opts.endpoints):
+            hint = ("" if vname in opts.endpoints else
+                    f" (or point it elsewhere with endpoints={{'{vname}': URL}} / --endpoint)")
+            raise OptionError(f"{vname} has no {name!r} network; it has: {', '.join(venue.networks)}{hint}")
 
 
 def _check_lines(opts: FeedOptions, subs: list[Subscription]) -> None:

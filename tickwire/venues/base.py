@@ -182,6 +182,14 @@ class SessionOptions:
     accept_any: bool = False           # offline decoding: build stream state on first sight
 
 
+@dataclass
+class VenueOptions:
+    """The venue options every venue takes (``venue_options={"okx": {...}}``, ``--venue-option
+    okx.NAME=VALUE``); a venue with more declares a subclass as its ``Venue.options``."""
+
+    max_inflated_bytes: int = MAX_INFLATED_BYTES  # largest a compressed frame may inflate to
+
+
 class Venue:
     """Venue-wide, connection-independent knowledge. Subclasses fill in the details."""
 
@@ -190,6 +198,18 @@ class Venue:
     default_market: str = ""
     networks: dict[str, str] = {}   # network name -> base URL
     limits: Limits = Limits()
+    options: type = VenueOptions    # the venue options it takes (a dataclass: names, types, defaults)
+
+    def check_options(self, options: dict) -> dict:
+        """The user's venue options, checked before anything connects: a name the venue does not
+        take, or a value of the wrong type, is an OptionError naming it and what is valid."""
+        from tickwire.options import OptionError, check_fields, check_positive
+
+        if not isinstance(options, dict):
+            raise OptionError(f"bad venue_options for {self.name}: expected a dict of option -> value")
+        out = check_fields(f"venue option for {self.name}", self.options, options)
+        check_positive(f"venue option for {self.name}", out)
+        return out
 
     def parse(self, market: str, channel: str, symbol: str, spec: str) -> Subscription:
         raise NotImplementedError

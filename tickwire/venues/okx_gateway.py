@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 import zlib
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import msgspec
@@ -20,8 +21,8 @@ import msgspec
 from tickwire.model import ConnCount, Event, Notice
 from tickwire.subscription import Subscription
 from tickwire.venues.base import (
-    MAX_INFLATED_BYTES, UNDECODABLE, FailOver, Limits, Session, SessionOptions, StreamState, Timers, Venue, bad_field,
-    inflate_bounded, undecodable,
+    MAX_INFLATED_BYTES, UNDECODABLE, FailOver, Limits, Session, SessionOptions, StreamState, Timers, Venue, VenueOptions,
+    bad_field, inflate_bounded, undecodable,
 )
 from tickwire.venues.ledger import FINAL, REPORT, TRANSIENT
 
@@ -138,9 +139,18 @@ def same_channel(ours: str, theirs: str) -> bool:
 
 # --------------------------------------------------------------------------- venue
 
+@dataclass
+class GatewayOptions(VenueOptions):
+    """Venue options of both OKX gateways."""
+
+    port: int | None = None   # 8443: OKX's old port (443, the default, otherwise)
+    path: str | None = None   # "v5": the DEX gateway's older /ws/v5/dex
+
+
 class GatewayVenue(Venue):
     """What both OKX venues share: URLs (``/ws/{version}/{endpoint}``), limits, timers, close codes."""
 
+    options = GatewayOptions
     limits = Limits(connect_rates=((3, 1.0),), max_requests=REQUESTS_PER_HOUR, requests_window_s=3600.0)
     ws_version = "v5"
 

@@ -27,10 +27,11 @@ Symbols are BGE pairs, ``BASE_QUOTE`` in upper case (``BTC_USDT``).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 from tickwire.subscription import Subscription
-from tickwire.venues.base import Limits, SessionOptions, Timers, Venue
+from tickwire.venues.base import Limits, SessionOptions, Timers, Venue, VenueOptions
 
 if TYPE_CHECKING:
     from tickwire.venues.bge.session import BGESession
@@ -57,8 +58,14 @@ _NATIVE_HELP = ("native: orderbook.G (gear G=0..11), percent10, fills, ticker, c
                 "trades, tickers, candles.1m/5m/15m/30m/1h/4h/1d/1w/1M, balances")
 
 
+@dataclass
+class BGEOptions(VenueOptions):
+    zip: bool = False   # ask for gzip frames (bge.md §6 advises against; both are decoded)
+
+
 class BGE(Venue):
     name = "bge"
+    options = BGEOptions
     markets = ("spot",)
     default_market = "spot"
     networks = NETWORKS

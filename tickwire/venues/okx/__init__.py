@@ -9,11 +9,12 @@ that OKX DEX speaks too (:mod:`tickwire.venues.okx_gateway`: login, ping, reques
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 from tickwire.subscription import Subscription
 from tickwire.venues.base import SessionOptions
-from tickwire.venues.okx_gateway import BARS, GatewayVenue, arg_key
+from tickwire.venues.okx_gateway import BARS, GatewayOptions, GatewayVenue, arg_key
 
 if TYPE_CHECKING:
     from tickwire.venues.okx.session import OkxSession
@@ -82,8 +83,15 @@ def market_of(inst_id: str) -> str:
     return ""
 
 
+@dataclass
+class OKXOptions(GatewayOptions):
+    verify_checksum: bool = True   # check each book against OKX's CRC32 (a mismatch resyncs)
+    snapshot_wait_s: float = 2.0   # how long a books stream waits for its snapshot before REST
+
+
 class OKX(GatewayVenue):
     name = "okx"
+    options = OKXOptions
     markets = ("", "spot", "swap", "futures", "option", "margin")
     default_market = ""
     networks = NETWORKS
