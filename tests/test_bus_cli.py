@@ -260,3 +260,41 @@ def test_bus_tail_and_record_give_up_after_the_bus_is_gone_that_long(tmp_path, w
         assert "Traceback" not in err, (k, err)
     assert "recorded 0 rows" in errs["record"], errs["record"]
     assert took < 20, took
+
+
+async def test_collect_takes_the_feed_options_tail_and_record_take(nats_single, tmp_path):
+    """`collect` reads venues as `tail`/`record` do: several hosts per venue (`--endpoint okx=URL1,URL2`),
+    `--redundancy 2`, per-venue `--network`, `--timer`, `--venue-option`, `--max-retries`... A bad one
+    is the same one-line error (exit 2), before anything touches the bus."""
+    import asyncio
+    import time
+
+    from tickwire.sim import Simulator
+    from tickwire.sim.framework.netem import Line
+
+    def run(*args, timeout=60):
+        return asyncio.get_running_loop().run_in_executor(
+            None, lambda: subprocess.run([*TW, *args], capture_output=True, text=True, timeout=timeout))
+
+    async with Simulator(venues=["okx"], seed=21, options={"okx": {"trade_interval_ms": 50}}) as sim:
+        v = sim.venue("okx")
+        async with Line(v.host, v.port, latency_ms=1) as a, Line(v.host, v.port, latency_ms=3) as b:
+            r = await run("collect", "--bus", nats_single.url, "--name", "opts", "--duration", "4",
+                          "--endpoint", f"okx={a.url},{b.url}", "--redundancy", "2",
+                          "--network", "okx=mainnet,bybit=testnet", "--timer", "okx.ping_interval_s=5",
+                          "--max-retries", "3", "--give-up-after", "60",
+                          "okx:trades:BTC-USDT")
+            assert r.returncode == 0, r.stderr
+            assert "0 dropped" in r.stderr and " 0 events" not in r.stderr, r.stderr
+            t = await run("bus", "tail", "--bus", nats_single.url, "--start", "first", "--duration", "3", "md.okx.>")
+            ids = [json.loads(x)["trade_id"] for x in t.stdout.splitlines() if '"Trade"' in x]
+            assert len(ids) > 10 and len(ids) == len(set(ids)), ("two lines, each trade once", r.stderr[-3000:])
+            for bad, named in ((["--timer", "okx.ping_intervl_s=5"], "ping_intervl_s"),
+                               (["--network", "okx=moon"], "moon"), (["--redundancy", "5"], "redundancy"),
+                               (["--venue-option", "okx.prot=1"], "prot")):
+                t0 = time.monotonic()
+                r = await run("collect", "--bus", nats_single.url, "--endpoint", f"okx={a.url}", *bad,
+                              "okx:trades:BTC-USDT")
+                assert r.returncode == 2 and named in r.stderr and "Traceback" not in r.stderr, (bad, r.stderr)
+                assert len(r.stderr.strip().splitlines()) <= 2, r.stderr
+                assert time.monotonic() - t0 < 20

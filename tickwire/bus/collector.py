@@ -440,12 +440,15 @@ class Collector:
     async def start(self) -> "Collector":
         import tickwire
 
+        # the feed first: a bad spec or option fails before anything touches the bus (its events
+        # are read only by run(), so none is missed meanwhile)
+        cm = tickwire.stream(*self.specs, sim=self.sim, **self.feed_options)
+        self.feed = await cm.__aenter__()
+        self._stream_cm = cm
         self.bus = connect_bus(self.url, name=f"tickwire-collector-{self.name}")
         self.publisher = Publisher(self.bus, max_buffer_bytes=self.max_buffer_bytes, report=self._report)
         await self.bus.connect(wait=False)
         self._ensure_task = asyncio.get_running_loop().create_task(self._ensure_streams())
-        self._stream_cm = tickwire.stream(*self.specs, sim=self.sim, **self.feed_options)
-        self.feed = await self._stream_cm.__aenter__()
         if self.raw:
             self._rawtap = RawTap()
             self.feed.add_tap(self._rawtap)
