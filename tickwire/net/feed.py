@@ -556,7 +556,7 @@ def validate(opts: FeedOptions, subs: list[Subscription]) -> None:
             if venue not in known:
                 raise unknown(f"venue in {what}", venue, known)
     for venue, vopts in opts.venue_options.items():
-        # each venue checks the names and values it takes (Venue.options; Bybit's max_active_time...)
+        # each venue checks the names and values it takes (Venue.venue_options; Bybit's max_active_time...)
         if not isinstance(vopts, dict):
             raise OptionError(f"bad venue_options for {venue}: expected a dict of option -> value")
         opts.venue_options[venue] = get_venue(venue).check_options(vopts)

@@ -185,7 +185,7 @@ class SessionOptions:
 @dataclass
 class VenueOptions:
     """The venue options every venue takes (``venue_options={"okx": {...}}``, ``--venue-option
-    okx.NAME=VALUE``); a venue with more declares a subclass as its ``Venue.options``."""
+    okx.NAME=VALUE``); a venue with more declares a subclass as its ``Venue.venue_options``."""
 
     max_inflated_bytes: int = MAX_INFLATED_BYTES  # largest a compressed frame may inflate to
 
@@ -198,7 +198,7 @@ class Venue:
     default_market: str = ""
     networks: dict[str, str] = {}   # network name -> base URL
     limits: Limits = Limits()
-    options: type = VenueOptions    # the venue options it takes (a dataclass: names, types, defaults)
+    venue_options: type = VenueOptions  # the venue options it takes (a dataclass: names, types, defaults)
 
     def check_options(self, options: dict) -> dict:
         """The user's venue options, checked before anything connects: a name the venue does not
@@ -207,7 +207,7 @@ class Venue:
 
         if not isinstance(options, dict):
             raise OptionError(f"bad venue_options for {self.name}: expected a dict of option -> value")
-        out = check_fields(f"venue option for {self.name}", self.options, options)
+        out = check_fields(f"venue option for {self.name}", self.venue_options, options)
         check_positive(f"venue option for {self.name}", out)
         return out
 

@@ -150,7 +150,7 @@ class GatewayOptions(VenueOptions):
 class GatewayVenue(Venue):
     """What both OKX venues share: URLs (``/ws/{version}/{endpoint}``), limits, timers, close codes."""
 
-    options = GatewayOptions
+    venue_options = GatewayOptions
     limits = Limits(connect_rates=((3, 1.0),), max_requests=REQUESTS_PER_HOUR, requests_window_s=3600.0)
     ws_version = "v5"
 

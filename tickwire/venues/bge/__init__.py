@@ -65,7 +65,7 @@ class BGEOptions(VenueOptions):
 
 class BGE(Venue):
     name = "bge"
-    options = BGEOptions
+    venue_options = BGEOptions
     markets = ("spot",)
     default_market = "spot"
     networks = NETWORKS

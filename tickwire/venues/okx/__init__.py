@@ -91,7 +91,7 @@ class OKXOptions(GatewayOptions):
 
 class OKX(GatewayVenue):
     name = "okx"
-    options = OKXOptions
+    venue_options = OKXOptions
     markets = ("", "spot", "swap", "futures", "option", "margin")
     default_market = ""
     networks = NETWORKS
