@@ -66,8 +66,13 @@ def test_parse_duration_and_fault_grammar():
 
 def test_registry_and_options_validation():
     assert VENUE_SIMS["bybit"] is BybitSim
-    with pytest.raises(ValueError, match="unknown BybitOptions option"):
+    with pytest.raises(ValueError, match="unknown BybitOptions option 'book_intervall_ms' "
+                                         r"\(did you mean 'book_interval_ms'\?\)"):
         BybitSim(options={"book_intervall_ms": 5})
+    # "false" (a config file, the API) is False, not a true non-empty string; nonsense is an error
+    assert BybitSim(options={"garble_detectable": "false"}).opts.garble_detectable is False
+    with pytest.raises(ValueError, match="garble_detectable='maybe': expected true or false"):
+        BybitSim(options={"garble_detectable": "maybe"})
     with pytest.raises(ValueError, match="unknown fault"):
         BybitSim(faults=["nope"])
     with pytest.raises(ValueError, match="unknown venue"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -61,8 +62,10 @@ class SimOptions:
         names = {f.name: f for f in dataclasses.fields(cls)}
         for key, value in mapping.items():
             if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ValueError(
-                    f"unknown {cls.__name__} option {key!r}; known: {', '.join(sorted(names))}"
+                    f"unknown {cls.__name__} option {key!r}{hint}; known: {', '.join(sorted(names))}"
                 )
             current = getattr(opts, key)
             if isinstance(current, dict) and isinstance(value, Mapping):
@@ -70,6 +73,10 @@ class SimOptions:
                 merged.update(value)
                 value = merged
             elif isinstance(current, bool):
+                if isinstance(value, str):  # "false" from a config file or the API is False
+                    if value.strip().lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                        raise ValueError(f"{cls.__name__} option {key}={value!r}: expected true or false")
+                    value = value.strip().lower() in ("1", "true", "yes", "on")
                 value = bool(value)
             elif isinstance(current, float) and isinstance(value, (int, float, str)):
                 value = float(value)
