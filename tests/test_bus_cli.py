@@ -298,3 +298,43 @@ async def test_collect_takes_the_feed_options_tail_and_record_take(nats_single, 
                 assert r.returncode == 2 and named in r.stderr and "Traceback" not in r.stderr, (bad, r.stderr)
                 assert len(r.stderr.strip().splitlines()) <= 2, r.stderr
                 assert time.monotonic() - t0 < 20
+
+
+def test_collect_serves_the_bus_side_on_metrics(nats_single):
+    """`collect --metrics-port`: the feed's metrics and the bus's (reachable, waiting, confirmed,
+    dropped) on one /metrics, scraped over HTTP while it runs."""
+    import socket
+    import time
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen([*TW, "collect", "--bus", nats_single.url, "--sim", "--name", "m", "--metrics-port", str(port),
+                          "--duration", "20", "bybit.linear:publicTrade:BTCUSDT"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, m = time.monotonic() + 20, {}
+        while time.monotonic() < deadline:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+            except OSError:
+                time.sleep(0.2)
+                continue
+            m = {s.name: s.value for fam in text_string_to_metric_families(body) for s in fam.samples if not s.labels}
+            if m.get("tickwire_bus_confirmed_messages_total", 0) >= 5:
+                break
+            time.sleep(0.3)
+        assert m.get("tickwire_bus_confirmed_messages_total", 0) >= 5, sorted(m)
+        assert m["tickwire_bus_connected"] == 1 and m["tickwire_bus_dropped_messages_total"] == 0
+        assert m["tickwire_collector_events_total"] > 0 and m["tickwire_collector_md_messages_total"] > 0
+        assert "tickwire_bus_pending_messages" in m and "tickwire_queue_depth_events" in m  # the feed's too
+    finally:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

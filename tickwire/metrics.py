@@ -242,6 +242,42 @@ class FeedCollector:
                                       value=red["duplicates"])
 
 
+class CollectorMetrics:
+    """The bus side of ``tickwire collect`` (a :class:`tickwire.bus.collector.Collector`), read at
+    scrape time: is the bus reachable, what waits for it, what it confirmed, retried, dropped."""
+
+    def __init__(self, collector: Any) -> None:
+        self.c = collector
+
+    def collect(self) -> Iterable[Any]:
+        c = self.c
+        pub, bus = c.publisher, c.bus
+        if pub is None:
+            return
+        st = pub.stats
+        yield GaugeMetricFamily("tickwire_bus_connected", "1 while the bus is reachable",
+                                value=1 if bus is not None and bus.connected else 0)
+        state = GaugeMetricFamily("tickwire_bus_publisher_state", "The publisher's state (1 for the current one)",
+                                  labels=["state"])
+        for name in ("starting", "up", "down", "dropping"):
+            state.add_metric([name], 1 if pub.state == name else 0)
+        yield state
+        yield GaugeMetricFamily("tickwire_bus_pending_messages", "Messages waiting for the bus or its confirmation",
+                                value=pub.pending())
+        yield GaugeMetricFamily("tickwire_bus_pending_bytes", "Bytes of the messages waiting", value=pub.bytes)
+        for name, help_, v in (
+                ("tickwire_bus_confirmed_messages", "Messages the bus confirmed stored", st.published),
+                ("tickwire_bus_duplicate_messages", "... of which it already had (a twin's, or a retry)",
+                 st.duplicates),
+                ("tickwire_bus_publish_retries", "Messages sent again (refused or unconfirmed in time)", st.retries),
+                ("tickwire_bus_dropped_messages", "Messages dropped: the buffer for the bus was full", st.dropped),
+                ("tickwire_bus_dropped_bytes", "Bytes of the dropped messages", st.dropped_bytes),
+                ("tickwire_collector_events", "Events the collector put into bus messages", c.stats.events),
+                ("tickwire_collector_md_messages", "md.* messages the collector made", c.stats.messages),
+                ("tickwire_collector_snapshot_messages", "snap.* book snapshots for late joiners", c.stats.snapshots)):
+            yield CounterMetricFamily(name, help_, value=v)
+
+
 class MetricsServer:
     """``GET /metrics`` on ``host:port``, served on the feed's event loop."""
 
@@ -254,6 +290,11 @@ class MetricsServer:
 
     def add_recorder(self, rec: Any) -> None:
         self.collector.recorders.append(rec)
+
+    def add_collector(self, collector: Any) -> None:
+        """Serve more metrics (a ``prometheus_client`` collector: ``collect()`` yields families),
+        e.g. :class:`CollectorMetrics` of a bus collector."""
+        self.registry.register(collector)
 
     async def start(self) -> "MetricsServer":
         self._server = await asyncio.start_server(self._handle, self.host, self.port)

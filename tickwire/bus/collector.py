@@ -449,6 +449,10 @@ class Collector:
         self.publisher = Publisher(self.bus, max_buffer_bytes=self.max_buffer_bytes, report=self._report)
         await self.bus.connect(wait=False)
         self._ensure_task = asyncio.get_running_loop().create_task(self._ensure_streams())
+        if getattr(self.feed, "metrics", None) is not None:  # metrics_port=: the bus side on the same /metrics
+            from tickwire.metrics import CollectorMetrics
+
+            self.feed.metrics.add_collector(CollectorMetrics(self))
         if self.raw:
             self._rawtap = RawTap()
             self.feed.add_tap(self._rawtap)
