@@ -338,3 +338,50 @@ def test_collect_serves_the_bus_side_on_metrics(nats_single):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def test_bus_record_serves_metrics(nats_single, tmp_path):
+    """`tickwire bus record … --metrics-port` (and `record --bus`): a 24/7 bus recorder is watched like a feed: the bus
+    reachable, rows per table, commits and the age of the last one, the committed position."""
+    import socket
+    import time
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    col = subprocess.Popen([*TW, "collect", "--bus", nats_single.url, "--sim", "--name", "rm", "--duration", "30",
+                            "bybit.linear:publicTrade:BTCUSDT"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rec = subprocess.Popen([*TW, "bus", "record", "--bus", nats_single.url, "--durable", "rm", "--out", str(tmp_path / "d"),
+                            "--metrics-port", str(port), "--commit-interval", "0.5"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, m = time.monotonic() + 30, {}
+        while time.monotonic() < deadline:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+            except OSError:
+                time.sleep(0.2)
+                continue
+            m = {(s.name, s.labels.get("table", "")): s.value
+                 for fam in text_string_to_metric_families(body) for s in fam.samples}
+            if m.get(("tickwire_bus_recorder_commits_total", ""), 0) >= 2 and m.get(("tickwire_recorder_rows_total",
+                                                                                      "trades"), 0) > 0:
+                break
+            time.sleep(0.3)
+        assert m.get(("tickwire_recorder_rows_total", "trades"), 0) > 0, (sorted(m), rec.poll(), col.poll())
+        assert m[("tickwire_bus_connected", "")] == 1
+        assert m[("tickwire_bus_recorder_commits_total", "")] >= 2
+        assert m[("tickwire_bus_recorder_committed_md_seq", "")] > 0
+        assert 0 <= m[("tickwire_bus_recorder_last_commit_age_seconds", "")] < 10
+    finally:
+        for p in (rec, col):
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    assert rec.returncode == 0, rec.stderr.read()

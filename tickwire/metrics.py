@@ -278,17 +278,55 @@ class CollectorMetrics:
             yield CounterMetricFamily(name, help_, value=v)
 
 
+class BusRecorderMetrics:
+    """``tickwire record --bus`` (a :class:`tickwire.bus.record.BusRecorder`), read at scrape time:
+    is the bus reachable, rows written, commits and how long ago the last one was (a stalled
+    recorder), the committed bus position."""
+
+    def __init__(self, rec: Any) -> None:
+        self.r = rec
+
+    def collect(self) -> Iterable[Any]:
+        from tickwire import __version__
+
+        r = self.r
+        yield InfoMetricFamily("tickwire_build", "tickwire version", value={"version": __version__})
+        yield GaugeMetricFamily("tickwire_bus_connected", "1 while the bus is reachable",
+                                value=1 if r.bus is not None and r.bus.connected else 0)
+        rows = CounterMetricFamily("tickwire_recorder_rows", "Rows written per table", labels=["table"])
+        for k, v in sorted(r.rows().items()):
+            rows.add_metric([k], v)
+        yield rows
+        for name, help_, v in (
+                ("tickwire_bus_recorder_messages", "Bus messages read", r.messages),
+                ("tickwire_bus_recorder_duplicate_events", "Events dropped as copies (redundant collectors)",
+                 r.duplicates),
+                ("tickwire_bus_recorder_redelivered_messages", "Messages the bus sent again that were already "
+                                                               "recorded", r.skipped),
+                ("tickwire_bus_recorder_commits", "Durable commits (checkpoint, then acknowledgement)", r.commits)):
+            yield CounterMetricFamily(name, help_, value=v)
+        yield GaugeMetricFamily("tickwire_bus_recorder_committed_md_seq", "Last md stream position committed",
+                                value=r.cp.md_seq)
+        if r.last_commit_wall is not None:
+            yield GaugeMetricFamily("tickwire_bus_recorder_last_commit_age_seconds",
+                                    "Seconds since the last commit that had something to commit",
+                                    value=max(0.0, time.time() - r.last_commit_wall))
+
+
 class MetricsServer:
-    """``GET /metrics`` on ``host:port``, served on the feed's event loop."""
+    """``GET /metrics`` on ``host:port``, served on the feed's event loop (``feed=None``: only the
+    collectors added with :meth:`add_collector`)."""
 
     def __init__(self, feed: Any, port: int, host: str = "127.0.0.1", recorders: Iterable[Any] = ()) -> None:
-        self.collector = FeedCollector(feed, recorders)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self.collector)
+        self.collector = FeedCollector(feed, recorders) if feed is not None else None
+        if self.collector is not None:
+            self.registry.register(self.collector)
         self.host, self.port = host, port
         self._server: asyncio.AbstractServer | None = None
 
     def add_recorder(self, rec: Any) -> None:
+        assert self.collector is not None
         self.collector.recorders.append(rec)
 
     def add_collector(self, collector: Any) -> None:

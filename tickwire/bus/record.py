@@ -100,6 +100,7 @@ class BusRecorder:
         self.skipped = 0
         self.duplicates = 0
         self.commits = 0
+        self.last_commit_wall: float | None = None  # time.time() of the last commit (metrics: a stall)
         self._last_md: InMsg | None = None
         self._last_raw: InMsg | None = None
         self._dirty = False
@@ -311,6 +312,7 @@ class BusRecorder:
         self._last_md = self._last_raw = None
         self._dirty = False
         self.commits += 1
+        self.last_commit_wall = time.time()
         if time.monotonic() - self._cycle_start >= self.roll_interval_s:
             await self._close_recorder()
             self._new_recorder()
@@ -396,6 +398,16 @@ class BusRecorder:
                     rec.closed(conn, r.ns, (r.info or {}).get("reason", ""))
 
     # -- summary -------------------------------------------------------------------------------
+    def rows(self) -> dict[str, int]:
+        """Rows written per table so far (files published or not), raw frames as ``raw_frames``."""
+        out = dict(self._totals)
+        if self.rec is not None:
+            s = self.rec.summary()
+            for k, v in s["rows"].items():
+                out[k] = out.get(k, 0) + v
+            out["raw_frames"] = out.get("raw_frames", 0) + s["raw_frames"]
+        return out
+
     def summary_line(self) -> str:
         rows = self._totals
         parts = [f"{k} {v:,}" for k, v in sorted(rows.items()) if k != "raw_frames"]

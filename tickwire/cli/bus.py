@@ -7,6 +7,7 @@ as ``bus tail`` / ``bus record``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from typing import Any, Optional
@@ -156,16 +157,21 @@ def record(
     give_up_after: Optional[float] = typer.Option(None, "--give-up-after",
                                                   help="Exit 3 once the bus has been unreachable this many seconds "
                                                        "(at start or later) [default: wait for it forever]"),
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port",
+                                               help="Serve Prometheus /metrics on this port (127.0.0.1; "
+                                                    "--metrics-host to change)"),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="Address /metrics listens on"),
 ) -> None:
     """Record the bus into the Parquet dataset + raw archive of `tickwire record`, exactly once."""
     raise typer.Exit(record_bus(bus, durable, out, subjects=subjects, raw=raw, commit_interval=commit_interval,
                                 roll_interval=roll_interval, duration=duration, fsync=fsync,
-                                give_up_after=give_up_after))
+                                give_up_after=give_up_after, metrics_port=metrics_port, metrics_host=metrics_host))
 
 
 def record_bus(url: str, durable: str, out: str, *, subjects: str | None = None, raw: bool = True,
                commit_interval: float = 2.0, roll_interval: float = 300.0, duration: float | None = None,
-               fsync: bool = False, give_up_after: float | None = None) -> int:
+               fsync: bool = False, give_up_after: float | None = None, metrics_port: int | None = None,
+               metrics_host: str = "127.0.0.1") -> int:
     from tickwire.bus.record import BusRecorder
     from tickwire.cli.common import check_run_limits, parse_list, stop_on_signals
     from tickwire.sinks.writer import RecorderError
@@ -181,6 +187,21 @@ def record_bus(url: str, durable: str, out: str, *, subjects: str | None = None,
             print_error(e)
             return EXIT_DISK
         t0 = time.monotonic()
+        metrics = None
+        if metrics_port is not None:
+            try:
+                from tickwire.metrics import BusRecorderMetrics, MetricsServer
+            except ImportError:
+                print_error("metrics need prometheus_client: pip install 'tickwire[metrics]'")
+                return EXIT_SPEC
+            metrics = MetricsServer(None, metrics_port, metrics_host)
+            metrics.add_collector(BusRecorderMetrics(rec))
+            try:
+                await metrics.start()
+            except OSError as e:
+                print_error(f"--metrics-port {metrics_port}: {e.strerror or e}")
+                return EXIT_SPEC
+            logging.getLogger("tickwire.cli").info("metrics on %s", metrics.url)
         if rec.cp.commits:
             typer.echo(f"resuming durable {durable} after md sequence {rec.cp.md_seq:,} (raw {rec.cp.raw_seq:,}); "
                        f"{rec.undone_bytes:,} bytes written after that checkpoint removed", err=True)
@@ -194,6 +215,9 @@ def record_bus(url: str, durable: str, out: str, *, subjects: str | None = None,
             except Exception as e:
                 print_error(f"bus: {e}")
                 code = EXIT_FEED  # what was written is committed and published: say so below
+            finally:
+                if metrics is not None:
+                    await metrics.stop()
         typer.echo(rec.summary_line() + f" ({time.monotonic() - t0:.1f} s)", err=True)
         return code
 

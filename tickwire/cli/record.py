@@ -82,7 +82,8 @@ def record(
             fail("--bus needs --durable NAME (the consumer that resumes where a stopped recorder left off)", EXIT_SPEC)
         raise typer.Exit(record_bus(bus, durable, out or "./data", subjects=",".join(specs or []) or None,
                                     raw=raw if raw is not None else True, duration=duration,
-                                    fsync=bool(fsync), give_up_after=give_up_after))
+                                    fsync=bool(fsync), give_up_after=give_up_after, metrics_port=metrics_port,
+                                    metrics_host=metrics_host))
     cfg = load_config(config) if config else {}
     from tickwire.options import did_you_mean
 
