@@ -385,3 +385,12 @@ def test_bus_record_serves_metrics(nats_single, tmp_path):
                 p.kill()
                 p.wait()
     assert rec.returncode == 0, rec.stderr.read()
+
+
+def test_record_with_bus_refuses_options_that_do_not_apply():
+    """`record --bus … --sim --kinds trades` ran a bus recorder that ignored both without a word."""
+    r = subprocess.run([*TW, "record", "--bus", "nats://127.0.0.1:1", "--durable", "x", "--sim", "--kinds", "trades",
+                        "md.>"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "--sim, --kinds do not apply with --bus" in r.stderr and "--roll-interval" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

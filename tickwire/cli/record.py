@@ -80,8 +80,22 @@ def record(
 
         if not durable:
             fail("--bus needs --durable NAME (the consumer that resumes where a stopped recorder left off)", EXIT_SPEC)
+        # what reads venues (the collectors do that) or shapes the local recorder does not apply: say so
+        given = {"--config": config, "--sim": sim, "--endpoint": endpoint, "--lines": lines, "--redundancy": redundancy,
+                 "--line-policy": line_policy, "--network": network, "--proxy": proxy, "--timer": timer,
+                 "--credentials": credentials, "--venue-option": venue_option, "--max-retries": max_retries,
+                 "--fault": fault, "--option": option, "--seed": seed, "--kinds": kinds,
+                 "--flush-interval": flush_interval, "--roll-size": roll_size, "--max-pending": max_pending,
+                 "--snapshot-interval": snapshot_interval, "--snapshot-depth": snapshot_depth,
+                 "--dashboard": dashboard or None}
+        stray = [k for k, v in given.items() if v not in (None, [])]
+        if stray:
+            fail(f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply with --bus (the collectors read "
+                 "the venues); it takes SUBJECTS, --out, --durable, --raw, --roll-interval, --duration, --fsync, "
+                 "--give-up-after, --metrics-port (tickwire bus record --help)", EXIT_SPEC)
         raise typer.Exit(record_bus(bus, durable, out or "./data", subjects=",".join(specs or []) or None,
                                     raw=raw if raw is not None else True, duration=duration,
+                                    roll_interval=roll_interval if roll_interval is not None else 300.0,
                                     fsync=bool(fsync), give_up_after=give_up_after, metrics_port=metrics_port,
                                     metrics_host=metrics_host))
     cfg = load_config(config) if config else {}
