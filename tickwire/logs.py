@@ -19,7 +19,8 @@ from typing import Any
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("text", "json")
 # Fields the engine attaches with ``extra=`` (see net/connection.py); copied into JSON records.
-FIELDS = ("venue", "conn", "socket", "event", "url", "reason", "code", "reconnect_in_s", "stream", "attempt")
+FIELDS = ("venue", "conn", "socket", "event", "url", "reason", "code", "reconnect_in_s", "stream", "attempt",
+          "state", "pending", "dropped")
 _STD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
 
 

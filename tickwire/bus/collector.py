@@ -754,8 +754,10 @@ class Collector:
     def _report(self, st: BusState) -> None:
         if self.on_event is not None:
             self.on_event(st)
-        log.warning("bus %s: %s (%d messages, %d bytes waiting, %d dropped)", st.state, st.reason, st.pending,
-                    st.pending_bytes, st.dropped)
+        log.log(logging.INFO if st.state == "up" else logging.WARNING, "bus %s: %s; %s messages (%s bytes) waiting, "
+                "%s dropped", st.state, st.reason, f"{st.pending:,}", f"{st.pending_bytes:,}", f"{st.dropped:,}",
+                extra={"event": "bus", "state": st.state, "reason": st.reason, "pending": st.pending,
+                       "dropped": st.dropped})
         if st.state == "up" and self.publisher is not None:
             self.publisher.submit(OutMsg(codec.status_subject(self.name, "bus"), codec.encode_status([st]), ""))
 

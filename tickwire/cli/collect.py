@@ -89,11 +89,8 @@ def collect(
                             duplicate_window_s=dup_window, replicas=replicas)
 
     def on_event(ev: Any) -> None:
-        kind = type(ev).__name__
-        if kind == "BusState":
-            typer.echo(f"bus {ev.state}: {ev.reason}; {ev.pending:,} messages ({ev.pending_bytes:,} bytes) waiting, "
-                       f"{ev.dropped:,} dropped", err=True)
-        elif kind in ("Disconnected", "Gap", "VenueError", "Overflow"):
+        kind = type(ev).__name__  # (bus states are logged by the collector: one line each, json with --log-format)
+        if kind in ("Disconnected", "Gap", "VenueError", "Overflow"):
             from tickwire import to_json
 
             typer.echo(to_json(ev).decode(), err=True)
