@@ -90,6 +90,7 @@ MAX_ACTIVE_HELP = "30s … 600s, or 1m … 10m"
 VENUE_OPTIONS = {
     "max_active_time": "the private connection's idle cut-off: 30s … 600s or 1m … 10m (bybit.md §1.6)",
     "auth_expires_s": "how far ahead the auth request's `expires` lies, seconds (default 10; 1 … 600)",
+    "max_inflated_bytes": "what every venue takes (Bybit sends no compressed frames)",
 }
 
 
@@ -224,6 +225,8 @@ class Bybit(Venue):
         for k in out:
             if k not in VENUE_OPTIONS:
                 raise unknown("venue option for bybit", k, VENUE_OPTIONS)
+        if "max_inflated_bytes" in out:  # the option of every venue: checked as theirs
+            out.update(super().check_options({"max_inflated_bytes": out["max_inflated_bytes"]}))
         if out.get("max_active_time") not in (None, ""):
             try:
                 out["max_active_time"] = max_active_time(out["max_active_time"])
