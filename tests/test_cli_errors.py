@@ -18,6 +18,8 @@ def run(capsys, *argv):
     out = capsys.readouterr()
     return e.value.code, out.out, out.err
 
+LOOP = "bybit=ws://127.0.0.1:9"
+
 
 @pytest.mark.parametrize("argv, code, words", [
     (["tail", "--sim", "--timer", "bybit.ping_intervl_s=5", SPEC], 2, ["ping_intervl_s", "ping_interval_s"]),
@@ -34,6 +36,14 @@ def run(capsys, *argv):
     (["tail", "--network", "bybit=testnet,okx", SPEC], 2, ["--network must be"]),
     (["tail", "okx:books"], 2, ["expected VENUE[.MARKET]:CHANNEL:SYMBOL"]),
     (["tail", "--sim", "--fault", "nope", SPEC], 2, ["unknown fault 'nope'", "drop-every"]),
+    # (an --endpoint on loopback: were the check to regress, nothing would reach a real venue)
+    (["tail", "--fault", "drop-every=5s", "--duration", "3", "--endpoint", LOOP, SPEC], 2, ["--fault needs --sim", "local simulator"]),
+    (["record", "--fault", "drop-every=5s", "--seed", "3", "--duration", "3", "--endpoint", LOOP, "-o", "{tmp}/d", SPEC], 2,
+     ["--fault, --seed need --sim"]),
+    (["collect", "--bus", "nats://127.0.0.1:1", "--sim-option", "bybit.speed=2", "--duration", "3", "--endpoint", LOOP,
+      SPEC], 2, ["--sim-option needs --sim"]),
+    (["tail", "--venue-option", "okx.prot=8443", "--endpoint", "okx=ws://127.0.0.1:9", "--duration", "3",
+      "okx:books:BTC-USDT"], 2, ["'prot'", "did you mean 'port'"]),
     (["sim", "--venues", "bybitt"], 2, ["bybitt", "bge, bybit, okx, okxdex"]),
     (["sim", "--fault", "drop-every=soon"], 2, ["'soon'", "5s"]),
     (["record", "--sim", "--kinds", "nope", "-o", "{tmp}/d", SPEC], 2, ["unknown kinds", "trades"]),

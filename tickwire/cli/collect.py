@@ -8,8 +8,8 @@ from typing import Any, Optional
 
 import typer
 
-from tickwire.cli.common import (EXIT_FEED, EXIT_INTERRUPTED, EXIT_SPEC, check_run_limits, load_credentials,
-                                 network_help, parse_endpoints, parse_line_policy, parse_network, parse_size,
+from tickwire.cli.common import (EXIT_FEED, EXIT_INTERRUPTED, EXIT_SPEC, check_run_limits, check_sim_only,
+                                 load_credentials, network_help, parse_endpoints, parse_line_policy, parse_network, parse_size,
                                  parse_timers, parse_venue_options, print_error, run_async, stop_on_signals)
 
 
@@ -77,6 +77,7 @@ def collect(
         print_error(f"shard {shard} has no streams of the {len(specs)} given")
         raise typer.Exit(EXIT_SPEC)
     check_run_limits(None, duration)
+    check_sim_only(sim, **{"--fault": fault, "--sim-option": sim_option})
     sim_opts: Any = ({"faults": list(fault), "seed": seed, "options": parse_venue_options(sim_option)}
                      if sim else False)
     feed_options = {"endpoints": parse_endpoints(endpoint), "network": parse_network(network), "lines": lines,

@@ -236,6 +236,19 @@ def check_run_limits(limit: int | None = None, duration: float | None = None,
         raise typer.BadParameter(f"--give-up-after must be more than 0 seconds, got {give_up_after:g}")
 
 
+def check_sim_only(sim: bool, **given: Any) -> None:
+    """``--fault`` / ``--sim-option`` / ``--seed`` act on the local simulator: without ``--sim`` they
+    would be ignored without a word (``given``: option name -> value; None or [] = not given)."""
+    if sim:
+        return
+    stray = [k for k, v in given.items() if v not in (None, [], {}, ())]
+    if stray:
+        one = len(stray) == 1
+        raise typer.BadParameter(f"{', '.join(stray)} {'needs' if one else 'need'} --sim: {'it acts' if one else 'they act'}"
+                                 " on the local simulator (a real venue or an --endpoint has nothing to apply "
+                                 f"{'it' if one else 'them'} to)")
+
+
 def load_credentials(path: str | None) -> dict[str, Any]:
     """``--credentials FILE`` -> credentials per venue (a bad file is a one-line error, exit 2)."""
     if not path:

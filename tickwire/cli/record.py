@@ -12,7 +12,8 @@ from typing import Any, AsyncIterator, Optional
 
 import typer
 
-from tickwire.cli.common import (EXIT_DISK, EXIT_FEED, EXIT_SPEC, check_run_limits, close_feed_when_done,
+from tickwire.cli.common import (EXIT_DISK, EXIT_FEED, EXIT_SPEC, check_run_limits, check_sim_only,
+                                 close_feed_when_done,
                                  expand_streams, fail, load_config, load_credentials, network_help,
                                  parse_endpoints, parse_line_policy, parse_list, parse_network, parse_size,
                                  parse_timers, parse_venue_options,
@@ -136,6 +137,8 @@ def record(
     if "compression_level" in rcfg:
         ropts["compression_level"] = rcfg["compression_level"]
     sim_opts: Any = False
+    check_sim_only(bool(pick(sim, "sim", False)), **{"--fault": fault, "--option": option, "--seed": seed,
+                                                       f"faults (in {config})": cfg.get("faults")})
     if pick(sim, "sim", False):
         sim_opts = {"faults": list(fault) or list(cfg.get("faults", [])), "seed": pick(seed, "seed", 0)}
         so = {**(cfg.get("sim_options") or {}), **parse_venue_options(option)}

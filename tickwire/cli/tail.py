@@ -10,9 +10,9 @@ from typing import Any, Optional
 
 import typer
 
-from tickwire.cli.common import (EXIT_FEED, EXIT_INTERRUPTED, EXIT_SPEC, check_run_limits, load_credentials,
-                                 network_help, parse_endpoints, parse_line_policy, parse_network, parse_timers,
-                                 parse_venue_options, print_error, reader_gone, run_async)
+from tickwire.cli.common import (EXIT_FEED, EXIT_INTERRUPTED, EXIT_SPEC, check_run_limits, check_sim_only,
+                                 load_credentials, network_help, parse_endpoints, parse_line_policy, parse_network,
+                                 parse_timers, parse_venue_options, print_error, reader_gone, run_async)
 
 
 def tail(
@@ -60,6 +60,7 @@ def tail(
     from tickwire import FeedError, SpecError, stream, to_json
 
     check_run_limits(limit, duration)
+    check_sim_only(sim, **{"--fault": fault, "--sim-option": sim_option})
     creds = load_credentials(credentials)
     net = parse_network(network)
 
