@@ -9,8 +9,9 @@ from typing import Any, Optional
 import typer
 
 from tickwire.cli.common import (EXIT_FEED, EXIT_INTERRUPTED, EXIT_SPEC, check_run_limits, check_sim_only,
-                                 load_credentials, network_help, parse_endpoints, parse_line_policy, parse_network, parse_size,
-                                 parse_timers, parse_venue_options, print_error, run_async, stop_on_signals)
+                                 load_credentials, network_help, parse_endpoints, parse_line_policy, parse_network,
+                                 parse_size, parse_timers, parse_venue_options, print_error, run_async,
+                                 stop_on_signals)
 
 
 def collect(
@@ -35,14 +36,16 @@ def collect(
     fault: list[str] = typer.Option([], "--fault", help="With --sim: inject faults, e.g. drop-every=5s"),
     timer: list[str] = typer.Option([], "--timer", help="VENUE.TIMER=SECONDS, e.g. bybit.ping_interval_s=5"),
     credentials: Optional[str] = typer.Option(None, "--credentials",
-                                              help="TOML/JSON file of API credentials per venue (else TICKWIRE_<VENUE>_* env)"),
+                                              help="TOML/JSON file of API credentials per venue "
+                                                   "(else TICKWIRE_<VENUE>_* env)"),
     venue_option: list[str] = typer.Option([], "--venue-option", help="VENUE.NAME=VALUE, e.g. okx.port=8443"),
     max_retries: Optional[int] = typer.Option(None, "--max-retries",
                                               help="Give up a connection after this many failed attempts in a row "
                                                    "(exit 3) [default: retry forever]"),
     give_up_after: Optional[float] = typer.Option(None, "--give-up-after",
-                                                  help="Give up a venue connection after this many seconds without "
-                                                       "serving (exit 3) [default: never; the bus is always waited for]"),
+                                                  help="Give up a venue connection after this many seconds "
+                                                       "without serving (exit 3) [default: never; the bus is "
+                                                       "always waited for]"),
     metrics_port: Optional[int] = typer.Option(None, "--metrics-port",
                                                help="Serve Prometheus /metrics on this port (127.0.0.1; "
                                                     "--metrics-host to change)"),

@@ -244,9 +244,9 @@ def check_sim_only(sim: bool, **given: Any) -> None:
     stray = [k for k, v in given.items() if v not in (None, [], {}, ())]
     if stray:
         one = len(stray) == 1
-        raise typer.BadParameter(f"{', '.join(stray)} {'needs' if one else 'need'} --sim: {'it acts' if one else 'they act'}"
-                                 " on the local simulator (a real venue or an --endpoint has nothing to apply "
-                                 f"{'it' if one else 'them'} to)")
+        raise typer.BadParameter(f"{', '.join(stray)} {'needs' if one else 'need'} --sim: "
+                                 f"{'it acts' if one else 'they act'} on the local simulator (a real venue or an "
+                                 f"--endpoint has nothing to apply {'it' if one else 'them'} to)")
 
 
 def load_credentials(path: str | None) -> dict[str, Any]:
