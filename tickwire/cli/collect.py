@@ -8,10 +8,11 @@ from typing import Any, Optional
 
 import typer
 
-from tickwire.cli.common import (EXIT_FEED, EXIT_INTERRUPTED, EXIT_SPEC, check_run_limits, check_sim_only,
-                                 load_credentials, network_help, parse_endpoints, parse_line_policy, parse_network,
-                                 parse_size, parse_timers, parse_venue_options, print_error, run_async,
-                                 stop_on_signals)
+from tickwire.cli.common import (CREDENTIALS_OPT, ENDPOINT_OPT, EXIT_FEED, EXIT_INTERRUPTED, EXIT_SPEC, FAULT_OPT,
+                                 LINE_POLICY_OPT, LINES_OPT, MAX_RETRIES_OPT, METRICS_HOST_OPT, METRICS_PORT_OPT,
+                                 NETWORK_OPT, PROXY_OPT, REDUNDANCY_OPT, SEED_OPT, SIM_OPT, SIM_OPTION_OPT, TIMER_OPT,
+                                 VENUE_OPTION_OPT, check_run_limits, check_sim_only, feed_options, parse_size,
+                                 parse_venue_options, print_error, run_async, stop_on_signals)
 
 
 def collect(
@@ -21,35 +22,26 @@ def collect(
                                                               "(stable split; 1 <= I <= N)"),
     raw: bool = typer.Option(False, "--raw/--no-raw", help="Also publish raw frames (raw.<venue>.<name>) for archives"),
     name: Optional[str] = typer.Option(None, "--name", help="Collector name [default: HOST-PID]"),
-    sim: bool = typer.Option(False, "--sim", help="Start a local simulator of the venues and read from it."),
-    seed: int = typer.Option(0, "--seed", help="With --sim: market seed"),
-    sim_option: list[str] = typer.Option([], "--sim-option", help="With --sim: VENUE.NAME=VALUE simulator option"),
-    endpoint: list[str] = typer.Option([], "--endpoint", help="VENUE=BASE_URL, e.g. okx=ws://127.0.0.1:8765; "
-                                                              "several lines (hosts): VENUE=URL1,URL2"),
-    lines: bool = typer.Option(False, "--lines", help="Use every documented host of the venues (docs/lines.md): "
-                                                      "probe, stream from the fastest, switch when it degrades"),
-    redundancy: int = typer.Option(1, "--redundancy", help="2: a hot standby connection per shard on another "
-                                                           "line; each message once, from the first to arrive"),
-    line_policy: list[str] = typer.Option([], "--line-policy", help="NAME=VALUE, e.g. margin=0.3 (docs/lines.md)"),
-    network: str = typer.Option("mainnet", "--network", help=network_help()),
-    proxy: Optional[str] = typer.Option(None, "--proxy", help="HTTP or SOCKS proxy URL"),
-    fault: list[str] = typer.Option([], "--fault", help="With --sim: inject faults, e.g. drop-every=5s"),
-    timer: list[str] = typer.Option([], "--timer", help="VENUE.TIMER=SECONDS, e.g. bybit.ping_interval_s=5"),
-    credentials: Optional[str] = typer.Option(None, "--credentials",
-                                              help="TOML/JSON file of API credentials per venue "
-                                                   "(else TICKWIRE_<VENUE>_* env)"),
-    venue_option: list[str] = typer.Option([], "--venue-option", help="VENUE.NAME=VALUE, e.g. okx.port=8443"),
-    max_retries: Optional[int] = typer.Option(None, "--max-retries",
-                                              help="Give up a connection after this many failed attempts in a row "
-                                                   "(exit 3) [default: retry forever]"),
+    sim: bool = SIM_OPT,
+    seed: int = SEED_OPT,
+    sim_option: list[str] = SIM_OPTION_OPT,
+    endpoint: list[str] = ENDPOINT_OPT,
+    lines: bool = LINES_OPT,
+    redundancy: int = REDUNDANCY_OPT,
+    line_policy: list[str] = LINE_POLICY_OPT,
+    network: str = NETWORK_OPT,
+    proxy: Optional[str] = PROXY_OPT,
+    fault: list[str] = FAULT_OPT,
+    timer: list[str] = TIMER_OPT,
+    credentials: Optional[str] = CREDENTIALS_OPT,
+    venue_option: list[str] = VENUE_OPTION_OPT,
+    max_retries: Optional[int] = MAX_RETRIES_OPT,
     give_up_after: Optional[float] = typer.Option(None, "--give-up-after",
                                                   help="Give up a venue connection after this many seconds "
                                                        "without serving (exit 3) [default: never; the bus is "
                                                        "always waited for]"),
-    metrics_port: Optional[int] = typer.Option(None, "--metrics-port",
-                                               help="Serve Prometheus /metrics on this port (127.0.0.1; "
-                                                    "--metrics-host to change)"),
-    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="Address /metrics listens on"),
+    metrics_port: Optional[int] = METRICS_PORT_OPT,
+    metrics_host: str = METRICS_HOST_OPT,
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
     snapshot_interval: float = typer.Option(2.0, "--snapshot-interval",
                                             help="Seconds between book snapshots on snap.* (late joiners); 0 = none"),
@@ -83,11 +75,10 @@ def collect(
     check_sim_only(sim, **{"--fault": fault, "--sim-option": sim_option})
     sim_opts: Any = ({"faults": list(fault), "seed": seed, "options": parse_venue_options(sim_option)}
                      if sim else False)
-    feed_options = {"endpoints": parse_endpoints(endpoint), "network": parse_network(network), "lines": lines,
-                    "redundancy": redundancy, "line_policy": parse_line_policy(line_policy), "proxy": proxy,
-                    "timers": parse_timers(timer), "credentials": load_credentials(credentials),
-                    "venue_options": parse_venue_options(venue_option), "max_retries": max_retries,
-                    "give_up_after_s": give_up_after, "metrics_port": metrics_port, "metrics_host": metrics_host}
+    opts = feed_options(endpoint=endpoint, lines=lines, redundancy=redundancy, line_policy=line_policy,
+                        network=network, proxy=proxy, timer=timer, credentials=credentials,
+                        venue_option=venue_option, max_retries=max_retries, give_up_after=give_up_after,
+                        metrics_port=metrics_port, metrics_host=metrics_host)
     streams = StreamsConfig(md_max_age_s=max_age * 3600, raw_max_age_s=max_age * 3600,
                             md_max_bytes=parse_size(max_bytes), raw_max_bytes=parse_size(max_bytes),
                             duplicate_window_s=dup_window, replicas=replicas)
@@ -102,7 +93,7 @@ def collect(
     async def main() -> int:
         c = Collector(bus, canon, raw=raw, snapshot_interval_s=snapshot_interval, max_buffer_bytes=parse_size(max_buffer),
                       streams=streams, sim=sim_opts, on_event=on_event, batch_events=batch,
-                      feed_options=feed_options,
+                      feed_options=opts,
                       **({"name": name} if name else {}))
         stop = asyncio.Event()
         t0 = time.monotonic()

@@ -226,6 +226,44 @@ def network_help() -> str:
     return f"NAME for every venue, or VENUE=NAME,... per venue (others on mainnet). Networks: {per}"
 
 
+# The options of the commands that read venues (tail, collect): declared once. (record's differ:
+# None defaults, so that its --config can fill what the command line leaves out.)
+SIM_OPT = typer.Option(False, "--sim", help="Start a local simulator of the venues and read from it.")
+SEED_OPT = typer.Option(0, "--seed", help="With --sim: market seed")
+SIM_OPTION_OPT = typer.Option([], "--sim-option", help="With --sim: VENUE.NAME=VALUE simulator option")
+FAULT_OPT = typer.Option([], "--fault", help="With --sim: inject faults, e.g. drop-every=5s")
+ENDPOINT_OPT = typer.Option([], "--endpoint", help="VENUE=BASE_URL, e.g. bybit=ws://127.0.0.1:8765; "
+                                                   "several lines (hosts): VENUE=URL1,URL2")
+LINES_OPT = typer.Option(False, "--lines", help="Use every documented host of the venues (docs/lines.md): "
+                                                "probe, stream from the fastest, switch when it degrades")
+REDUNDANCY_OPT = typer.Option(1, "--redundancy", help="2: a hot standby connection per shard on another line; "
+                                                      "each message once, from the first to arrive")
+LINE_POLICY_OPT = typer.Option([], "--line-policy", help="NAME=VALUE, e.g. margin=0.3 (docs/lines.md)")
+NETWORK_OPT = typer.Option("mainnet", "--network", help=network_help())
+PROXY_OPT = typer.Option(None, "--proxy", help="HTTP or SOCKS proxy URL")
+TIMER_OPT = typer.Option([], "--timer", help="VENUE.TIMER=SECONDS, e.g. bybit.ping_interval_s=5")
+CREDENTIALS_OPT = typer.Option(None, "--credentials",
+                               help="TOML/JSON file of API credentials per venue (else TICKWIRE_<VENUE>_* env)")
+VENUE_OPTION_OPT = typer.Option([], "--venue-option", help="VENUE.NAME=VALUE, e.g. okx.port=8443")
+MAX_RETRIES_OPT = typer.Option(None, "--max-retries", help="Give up a connection after this many failed attempts "
+                                                           "in a row (exit 3) [default: retry forever]")
+METRICS_PORT_OPT = typer.Option(None, "--metrics-port", help="Serve Prometheus /metrics on this port (127.0.0.1; "
+                                                             "--metrics-host to change)")
+METRICS_HOST_OPT = typer.Option("127.0.0.1", "--metrics-host", help="Address /metrics listens on")
+
+
+def feed_options(*, endpoint: list[str], lines: bool, redundancy: int, line_policy: list[str], network: str,
+                 proxy: str | None, timer: list[str], credentials: str | None, venue_option: list[str],
+                 max_retries: int | None, give_up_after: float | None, metrics_port: int | None,
+                 metrics_host: str) -> dict[str, Any]:
+    """Those options, parsed, as keyword arguments of :func:`tickwire.stream` (a bad one: exit 2)."""
+    return {"endpoints": parse_endpoints(endpoint), "network": parse_network(network), "lines": lines,
+            "redundancy": redundancy, "line_policy": parse_line_policy(line_policy), "proxy": proxy,
+            "timers": parse_timers(timer), "credentials": load_credentials(credentials),
+            "venue_options": parse_venue_options(venue_option), "max_retries": max_retries,
+            "give_up_after_s": give_up_after, "metrics_port": metrics_port, "metrics_host": metrics_host}
+
+
 def check_run_limits(limit: int | None = None, duration: float | None = None,
                      give_up_after: float | None = None) -> None:
     if limit is not None and limit < 1:
