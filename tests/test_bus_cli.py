@@ -21,6 +21,14 @@ except BusServerError as e:  # pragma: no cover
 TW = [sys.executable, "-m", "tickwire.cli"]
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_bus_up_two_collectors_tail_record_query(tmp_path):
     procs = []
 
@@ -132,11 +140,7 @@ async def test_bus_tail_prints_each_event_at_once_and_ends_quietly_when_its_read
 def test_bus_record_and_tail_say_when_the_bus_is_not_reachable_and_stop_on_signals(tmp_path):
     """Pointed at a bus that is not there, the consumers say so (with the reason) and wait for
     it; SIGTERM (or Ctrl-C) stops them cleanly meanwhile."""
-    import socket
-
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        url = f"nats://127.0.0.1:{s.getsockname()[1]}"
+    url = f"nats://127.0.0.1:{free_port()}"  # a port nothing listens on
     procs = {
         "record": subprocess.Popen([*TW, "bus", "record", "--bus", url, "--durable", "d", "--out", str(tmp_path / "d")],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
@@ -171,12 +175,9 @@ def test_collect_with_the_bus_down_stops_at_once_on_a_second_signal(tmp_path):
     """Ctrl-C with the bus down waits (up to 10 s) for the bus to take what is buffered; a second
     Ctrl-C stops at once, says how many messages were given up, and exits 130."""
     import select
-    import socket
     import time
 
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        url = f"nats://127.0.0.1:{s.getsockname()[1]}"
+    url = f"nats://127.0.0.1:{free_port()}"  # a port nothing listens on
     p = subprocess.Popen([*TW, "collect", "--bus", url, "--sim", "bybit.linear:publicTrade:BTCUSDT"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     err: list[str] = []
@@ -220,16 +221,13 @@ def test_bus_tail_and_record_give_up_after_the_bus_is_gone_that_long(tmp_path, w
     """`--give-up-after S`: a script pointed at a wrong URL, or whose bus went away, fails (exit 3,
     one line naming the URL, how long and why) instead of waiting forever; record keeps what it
     wrote and says so."""
-    import socket
     import time
 
     from tickwire.bus.server import LocalBus
 
     node = None
     if when == "at start":
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            url = f"nats://127.0.0.1:{s.getsockname()[1]}"
+        url = f"nats://127.0.0.1:{free_port()}"
     else:
         node = LocalBus(1, dir=tmp_path / "bus").start()
         url = node.url
@@ -301,38 +299,32 @@ async def test_collect_takes_the_feed_options_tail_and_record_take(nats_single, 
                 assert time.monotonic() - t0 < 20
 
 
-def test_collect_serves_the_bus_side_on_metrics(nats_single):
-    """`collect --metrics-port`: the feed's metrics and the bus's (reachable, waiting, confirmed,
-    dropped) on one /metrics, scraped over HTTP while it runs."""
-    import socket
+def scrape_until(port: int, within: float, key, done) -> dict:
+    """Scrape http://127.0.0.1:PORT/metrics until ``done(samples)`` or ``within`` seconds; the
+    samples as {key(sample): value} (``key`` None: left out)."""
     import time
     import urllib.request
 
     from prometheus_client.parser import text_string_to_metric_families
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    p = subprocess.Popen([*TW, "collect", "--bus", nats_single.url, "--sim", "--name", "m", "--metrics-port", str(port),
-                          "--duration", "20", "bybit.linear:publicTrade:BTCUSDT"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline, m = time.monotonic() + 20, {}
-        while time.monotonic() < deadline:
-            try:
-                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-            except OSError:
-                time.sleep(0.2)
-                continue
-            m = {s.name: s.value for fam in text_string_to_metric_families(body) for s in fam.samples if not s.labels}
-            if m.get("tickwire_bus_confirmed_messages_total", 0) >= 5:
-                break
-            time.sleep(0.3)
-        assert m.get("tickwire_bus_confirmed_messages_total", 0) >= 5, sorted(m)
-        assert m["tickwire_bus_connected"] == 1 and m["tickwire_bus_dropped_messages_total"] == 0
-        assert m["tickwire_collector_events_total"] > 0 and m["tickwire_collector_md_messages_total"] > 0
-        assert "tickwire_bus_pending_messages" in m and "tickwire_queue_depth_events" in m  # the feed's too
-    finally:
+    deadline, m = time.monotonic() + within, {}
+    while time.monotonic() < deadline:
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+        except OSError:
+            time.sleep(0.2)
+            continue
+        m = {k: s.value for fam in text_string_to_metric_families(body) for s in fam.samples
+             if (k := key(s)) is not None}
+        if done(m):
+            break
+        time.sleep(0.3)
+    return m
+
+
+def interrupt(*procs: subprocess.Popen) -> None:
+    """Ctrl-C each process, then kill what has not ended within 20 s."""
+    for p in procs:
         p.send_signal(signal.SIGINT)
         try:
             p.wait(20)
@@ -341,50 +333,44 @@ def test_collect_serves_the_bus_side_on_metrics(nats_single):
             p.wait()
 
 
+def test_collect_serves_the_bus_side_on_metrics(nats_single):
+    """`collect --metrics-port`: the feed's metrics and the bus's (reachable, waiting, confirmed,
+    dropped) on one /metrics, scraped over HTTP while it runs."""
+    port = free_port()
+    p = subprocess.Popen([*TW, "collect", "--bus", nats_single.url, "--sim", "--name", "m", "--metrics-port", str(port),
+                          "--duration", "20", "bybit.linear:publicTrade:BTCUSDT"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        m = scrape_until(port, 20, lambda s: None if s.labels else s.name,
+                         lambda m: m.get("tickwire_bus_confirmed_messages_total", 0) >= 5)
+        assert m.get("tickwire_bus_confirmed_messages_total", 0) >= 5, sorted(m)
+        assert m["tickwire_bus_connected"] == 1 and m["tickwire_bus_dropped_messages_total"] == 0
+        assert m["tickwire_collector_events_total"] > 0 and m["tickwire_collector_md_messages_total"] > 0
+        assert "tickwire_bus_pending_messages" in m and "tickwire_queue_depth_events" in m  # the feed's too
+    finally:
+        interrupt(p)
+
+
 def test_bus_record_serves_metrics(nats_single, tmp_path):
     """`tickwire bus record … --metrics-port` (and `record --bus`): a 24/7 bus recorder is watched like a feed: the bus
     reachable, rows per table, commits and the age of the last one, the committed position."""
-    import socket
-    import time
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     col = subprocess.Popen([*TW, "collect", "--bus", nats_single.url, "--sim", "--name", "rm", "--duration", "30",
                             "bybit.linear:publicTrade:BTCUSDT"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rec = subprocess.Popen([*TW, "bus", "record", "--bus", nats_single.url, "--durable", "rm", "--out", str(tmp_path / "d"),
                             "--metrics-port", str(port), "--commit-interval", "0.5"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline, m = time.monotonic() + 30, {}
-        while time.monotonic() < deadline:
-            try:
-                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-            except OSError:
-                time.sleep(0.2)
-                continue
-            m = {(s.name, s.labels.get("table", "")): s.value
-                 for fam in text_string_to_metric_families(body) for s in fam.samples}
-            if m.get(("tickwire_bus_recorder_commits_total", ""), 0) >= 2 and m.get(("tickwire_recorder_rows_total",
-                                                                                      "trades"), 0) > 0:
-                break
-            time.sleep(0.3)
+        m = scrape_until(port, 30, lambda s: (s.name, s.labels.get("table", "")),
+                         lambda m: m.get(("tickwire_bus_recorder_commits_total", ""), 0) >= 2
+                         and m.get(("tickwire_recorder_rows_total", "trades"), 0) > 0)
         assert m.get(("tickwire_recorder_rows_total", "trades"), 0) > 0, (sorted(m), rec.poll(), col.poll())
         assert m[("tickwire_bus_connected", "")] == 1
         assert m[("tickwire_bus_recorder_commits_total", "")] >= 2
         assert m[("tickwire_bus_recorder_committed_md_seq", "")] > 0
         assert 0 <= m[("tickwire_bus_recorder_last_commit_age_seconds", "")] < 10
     finally:
-        for p in (rec, col):
-            p.send_signal(signal.SIGINT)
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        interrupt(rec, col)
     assert rec.returncode == 0, rec.stderr.read()
 
 
