@@ -190,18 +190,16 @@ class BusRecorder:
         end = loop.time() + duration if duration else None
         guard = (asyncio.ensure_future(give_up_when_unreachable(bus, give_up_after_s))
                  if give_up_after_s is not None else None)
+        ready = False
         try:
-            connected = not own or await self._connect(bus, end, stop, guard)
-        except BaseException:
-            guard.cancel()  # type: ignore[union-attr]  (only the guard raises here)
-            await self._close_recorder()
-            await bus.close()
-            raise
-        if not connected:
-            if guard is not None:
-                guard.cancel()
-            await self._close_recorder()  # stopped (or out of time) before the bus was reachable
-            await bus.close()
+            ready = not own or await self._connect(bus, end, stop, guard)
+        finally:
+            if not ready:  # stopped, out of time or given up before the bus was reachable
+                if guard is not None:
+                    guard.cancel()
+                await self._close_recorder()
+                await bus.close()
+        if not ready:
             return
         q: asyncio.Queue = asyncio.Queue(maxsize=8)
         tasks: list[asyncio.Task] = [guard] if guard is not None else []
@@ -322,10 +320,7 @@ class BusRecorder:
         rec = self.rec
         if rec is None:
             return
-        s = rec.summary()
-        for k, v in s["rows"].items():
-            self._totals[k] = self._totals.get(k, 0) + v
-        self._totals["raw_frames"] = self._totals.get("raw_frames", 0) + s["raw_frames"]
+        self._totals = self.rows()
         await asyncio.get_running_loop().run_in_executor(None, rec.close)
         self.rec = None
 
