@@ -203,10 +203,8 @@ class Venue:
     def check_options(self, options: dict) -> dict:
         """The user's venue options, checked before anything connects: a name the venue does not
         take, or a value of the wrong type, is an OptionError naming it and what is valid."""
-        from tickwire.options import OptionError, check_fields, check_positive
+        from tickwire.options import check_fields, check_positive
 
-        if not isinstance(options, dict):
-            raise OptionError(f"bad venue_options for {self.name}: expected a dict of option -> value")
         out = check_fields(f"venue option for {self.name}", self.venue_options, options)
         check_positive(f"venue option for {self.name}", out)
         return out
